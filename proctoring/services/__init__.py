@@ -1,0 +1,1 @@
+"""Proctoring services, one module per concept: enrolment, sessions, flags, review."""
