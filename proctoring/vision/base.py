@@ -1,0 +1,236 @@
+"""Base classes for the models of a pack, in the shape of immich's machine-learning models and Frigate's detectors.
+
+Each model class:
+
+1. is built from its manifest entry: ``Cls(files={"model": Path, ...}, params={...}, threads=1, session=None)``;
+2. accepts an injectable ``session`` (an onnxruntime ``InferenceSession``, an OpenVINO ``CompiledModel``, or any
+   object with the same ``run`` shape), so tests can hand in a fake or a session built from a synthetic model;
+3. loads lazily and idempotently in ``load()``: heavy imports (onnxruntime, openvino, cv2) happen there, never at module
+   import, and a second call is a no-op;
+4. splits its work into ``preprocess`` (image -> tensors + meta), ``infer`` (tensors -> raw outputs, the only step
+   that touches the session) and a pure ``postprocess`` (raw outputs + meta -> typed results) that is tested on
+   canned arrays without any model file.
+
+Four roles exist. A pack's manifest maps each role to a class name from ``proctoring.vision.registry``:
+
+- ``detector``  FaceDetector:   image -> list[Face] (box, score, 5 keypoints in InsightFace order: left eye, right
+  eye, nose tip, left mouth corner, right mouth corner, where "left" is the image's left)
+- ``embedder``  FaceEmbedder:   image + Face -> L2-normalised float32 vector; ``model_id`` names the embedding space
+- ``pose``      PoseEstimator:  image + Face -> Pose (yaw, pitch, roll in degrees; yaw > 0 when the head turns to the
+  image's right, so a mirrored image flips its sign)
+- ``objects``   ObjectDetector: image -> list[DetectedObject] with COCO labels ("cell phone", "person", ...)
+
+Images are always BGR uint8 HxWx3 numpy arrays (what ``frames.decode_frame`` returns).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .types import DetectedObject, Face, Pose
+
+Keypoints = tuple[tuple[float, float], ...]
+
+
+class Model(ABC):
+    """One model of a pack. Subclasses implement ``_load`` (build the session) and the pure steps of their role."""
+
+    role: ClassVar[str] = ""
+    # The files a class needs, by key in the manifest's ``models.<role>.files`` mapping.
+    required_files: ClassVar[tuple[str, ...]] = ("model",)
+
+    def __init__(
+        self,
+        *,
+        files: dict[str, Path] | None = None,
+        params: dict[str, Any] | None = None,
+        threads: int = 1,
+        session: Any = None,
+        name: str = "",
+        version: str = "",
+    ) -> None:
+        self.files = {key: Path(path) for key, path in (files or {}).items()}
+        self.params = dict(params or {})
+        self.threads = max(1, int(threads))
+        self.session = session
+        self.name = name or type(self).__name__
+        self.version = version
+        # Milliseconds of the last bare ``infer`` call(s), so the pipeline can report inference separately from the
+        # pre/post-processing around it (the overhead ratio in bench/pipeline.py).
+        self.last_infer_ms = 0.0
+
+    @property
+    def loaded(self) -> bool:
+        return self.session is not None
+
+    def load(self) -> None:
+        """Build the session once. Idempotent: an injected session or a second call does nothing."""
+        if self.session is None:
+            self.session = self._load()
+
+    @abstractmethod
+    def _load(self) -> Any:
+        """Import the runtime and return a ready session. Raise ModelPackError (packs.py) on a bad file."""
+
+    def _timed(self, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.last_infer_ms += (time.perf_counter() - start) * 1000.0
+        return out
+
+    def describe(self) -> str:
+        """A short model version string for observations and evidence: ``name@version``."""
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+class FaceDetector(Model):
+    role = "detector"
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        self.load()
+        self.last_infer_ms = 0.0
+        tensors, meta = self.preprocess(image)
+        outputs = self._timed(self.infer, tensors)
+        return self.postprocess(outputs, meta)
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray) -> tuple[Any, dict[str, Any]]: ...
+
+    @abstractmethod
+    def infer(self, tensors: Any) -> Any: ...
+
+    @abstractmethod
+    def postprocess(self, outputs: Any, meta: dict[str, Any]) -> list[Face]:
+        """Pure: raw outputs + meta (scale, offsets, image size) -> faces in image pixels, best first."""
+
+
+class FaceEmbedder(Model):
+    role = "embedder"
+
+    @property
+    def model_id(self) -> str:
+        """The embedding space. Two embeddings compare only when their model ids (and packs) are equal."""
+        return str(self.params.get("model_id") or self.describe())
+
+    @property
+    def dim(self) -> int:
+        return int(self.params.get("dim", 512))
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        self.load()
+        self.last_infer_ms = 0.0
+        tensors, meta = self.preprocess(image, face)
+        outputs = self._timed(self.infer, tensors)
+        return self.postprocess(outputs, meta)
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray, face: Face) -> tuple[Any, dict[str, Any]]: ...
+
+    @abstractmethod
+    def infer(self, tensors: Any) -> Any: ...
+
+    def postprocess(self, outputs: Any, meta: dict[str, Any]) -> np.ndarray:
+        """Pure: the raw vector -> float32, L2-normalised (a zero vector stays zero rather than dividing by 0)."""
+        return l2_normalise(np.asarray(outputs, dtype=np.float32).reshape(-1))
+
+
+class PoseEstimator(Model):
+    role = "pose"
+
+    def estimate(self, image: np.ndarray, face: Face) -> Pose:
+        return self.estimate_with_keypoints(image, face)[0]
+
+    def estimate_with_keypoints(self, image: np.ndarray, face: Face) -> tuple[Pose, Keypoints | None]:
+        """Pose, plus refined 5-point keypoints when the estimator computes landmarks anyway (Face Mesh does): the
+        pipeline then aligns the embedding crop on them instead of the detector's coarser points."""
+        self.load()
+        self.last_infer_ms = 0.0
+        tensors, meta = self.preprocess(image, face)
+        outputs = self._timed(self.infer, tensors)
+        return self.postprocess(outputs, meta)
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray, face: Face) -> tuple[Any, dict[str, Any]]: ...
+
+    @abstractmethod
+    def infer(self, tensors: Any) -> Any: ...
+
+    @abstractmethod
+    def postprocess(self, outputs: Any, meta: dict[str, Any]) -> tuple[Pose, Keypoints | None]: ...
+
+
+class ObjectDetector(Model):
+    role = "objects"
+
+    def detect(self, image: np.ndarray, *, labels: frozenset[str] | None = None) -> list[DetectedObject]:
+        """Objects whose label is in ``labels`` (all COCO labels when None), best first."""
+        self.load()
+        self.last_infer_ms = 0.0
+        tensors, meta = self.preprocess(image)
+        outputs = self._timed(self.infer, tensors)
+        found = self.postprocess(outputs, meta)
+        return [o for o in found if labels is None or o.label in labels]
+
+    @abstractmethod
+    def preprocess(self, image: np.ndarray) -> tuple[Any, dict[str, Any]]: ...
+
+    @abstractmethod
+    def infer(self, tensors: Any) -> Any: ...
+
+    @abstractmethod
+    def postprocess(self, outputs: Any, meta: dict[str, Any]) -> list[DetectedObject]: ...
+
+
+def l2_normalise(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def onnx_session(path: Path, *, threads: int) -> Any:
+    """An onnxruntime session with explicit threads and spinning off.
+
+    Several sessions share 1-2 cores in a worker: letting each spin or spawn one thread per core made one pipeline
+    2x slower (MODELS.md). inter_op is 1 because our graphs are sequential.
+    """
+    import onnxruntime as ort
+
+    from .packs import ModelPackError
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
+
+
+def openvino_compiled(path: Path, *, threads: int, reshape: dict | None = None) -> Any:
+    """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason."""
+    import openvino as ov
+
+    from .packs import ModelPackError
+
+    try:
+        core = ov.Core()
+        model = core.read_model(str(path))
+        if reshape:
+            model.reshape(reshape)
+        return core.compile_model(
+            model,
+            "CPU",
+            {"INFERENCE_NUM_THREADS": max(1, threads), "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"},
+        )
+    except Exception as exc:
+        raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
