@@ -28,3 +28,202 @@ class FaceTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"Face template of {self.user} ({self.pack}/{self.model_id})"
+
+
+class ProctoringSession(models.Model):
+    """One proctored sitting of an attempt. A reconnect continues the same session, with the rules' running state.
+
+    The database holds the invariant that an attempt has at most one open (active) session, so two sockets racing
+    to start one end up sharing it instead of splitting the evidence.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+
+    attempt = models.ForeignKey("exams.Attempt", on_delete=models.CASCADE, related_name="proctoring_sessions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, blank=True)
+    last_frame_at = models.DateTimeField(null=True, blank=True)
+    # How many times the student reconnected into this session.
+    resumed_count = models.PositiveIntegerField(default=0)
+    frames_analysed = models.PositiveIntegerField(default=0)
+    frames_dropped = models.PositiveIntegerField(default=0)
+    server_errors = models.PositiveIntegerField(default=0)
+    # proctoring.rules.RuleState as JSON: windows, open flags, cooldowns. Saved after every frame so that a
+    # reconnect (or another ASGI process) resumes exactly where the last one stopped.
+    state = models.JSONField(default=dict, blank=True)
+    # The settings the session runs under (RuleSettings as JSON), frozen at start so that a mid-exam edit of the
+    # exam cannot change the rules under a student's feet; re-scoring after the exam is a separate, explicit step.
+    settings_snapshot = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attempt"], condition=models.Q(status="active"), name="one_open_proctoring_session_per_attempt"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Proctoring session {self.pk} of attempt {self.attempt_id}"
+
+
+class Observation(models.Model):
+    """What one analysed frame showed, compactly: enough to recompute every flag later without any model.
+
+    Field meanings follow proctoring.rules.FrameRecord, which is what re-scoring reads back.
+    """
+
+    session = models.ForeignKey(ProctoringSession, on_delete=models.CASCADE, related_name="observations")
+    seq = models.PositiveIntegerField()
+    captured_at = models.DateTimeField()
+    face_count = models.PositiveSmallIntegerField(default=0)
+    # Detection scores of the faces, largest first (a handful of floats).
+    face_scores = models.JSONField(default=list, blank=True)
+    identity_checked = models.BooleanField(default=False)
+    similarity = models.FloatField(null=True, blank=True)
+    identity_threshold = models.FloatField(null=True, blank=True)
+    identity_error = models.CharField(max_length=200, blank=True)
+    # Head pose relative to the student's neutral pose, degrees.
+    yaw = models.FloatField(null=True, blank=True)
+    pitch = models.FloatField(null=True, blank=True)
+    gaze_yaw = models.FloatField(null=True, blank=True)
+    gaze_pitch = models.FloatField(null=True, blank=True)
+    phone_score = models.FloatField(default=0.0)
+    # {label: best score} for the other configured objects.
+    other_objects = models.JSONField(default=dict, blank=True)
+    attention = models.PositiveSmallIntegerField(default=0)
+    signals = models.JSONField(default=list, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    model_versions = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["session", "seq"]
+        constraints = [models.UniqueConstraint(fields=["session", "seq"], name="one_observation_per_session_seq")]
+
+    def __str__(self) -> str:
+        return f"Observation {self.seq} of session {self.session_id}"
+
+
+class Flag(models.Model):
+    """A pattern over time (k of n frames) that a human should look at. Never a verdict by itself."""
+
+    class Kind(models.TextChoices):
+        FACE_NOT_FOUND = "face_not_found", "Face not found"
+        MULTIPLE_FACES = "multiple_faces", "Multiple faces"
+        IDENTITY_MISMATCH = "identity_mismatch", "Identity mismatch"
+        PHONE_DETECTED = "phone_detected", "Phone detected"
+        LOOKING_AWAY = "looking_away", "Looking away"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CONFIRMED = "confirmed", "Confirmed"
+        DISMISSED = "dismissed", "Dismissed"
+
+    session = models.ForeignKey(ProctoringSession, on_delete=models.CASCADE, related_name="flags")
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    started_seq = models.PositiveIntegerField(default=0)
+    ended_seq = models.PositiveIntegerField(null=True, blank=True)
+    confidence = models.FloatField()
+    threshold = models.FloatField()
+    model_version = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    # k, n, the per-frame values behind the decision, and the settings that produced it.
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} in session {self.session_id}"
+
+
+class Snapshot(models.Model):
+    """The JPEG that triggered a flag. Stored under PRIVATE_STORAGE_DIR with a random name and served only through
+    proctoring.views.snapshot_view, which checks who asks and writes an audit entry."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="snapshots")
+    # Path relative to PRIVATE_STORAGE_DIR; random, so a leaked name reveals nothing and cannot be guessed.
+    path = models.CharField(max_length=255, unique=True)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Snapshot {self.pk} of flag {self.flag_id}"
+
+
+class BrowserSignal(models.Model):
+    """A browser integrity signal (tab hidden, fullscreen left, paste, camera stopped). A mark, not a flag."""
+
+    class Kind(models.TextChoices):
+        TAB_HIDDEN = "tab_hidden", "Tab hidden"
+        TAB_VISIBLE = "tab_visible", "Tab visible"
+        FULLSCREEN_EXIT = "fullscreen_exit", "Left fullscreen"
+        FULLSCREEN_ENTER = "fullscreen_enter", "Entered fullscreen"
+        PASTE = "paste", "Paste"
+        CAMERA_STOPPED = "camera_stopped", "Camera stopped"
+        CAMERA_STARTED = "camera_started", "Camera started"
+
+    session = models.ForeignKey(ProctoringSession, on_delete=models.CASCADE, related_name="browser_signals")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["session", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in session {self.session_id}"
+
+
+class StreamEvent(models.Model):
+    """The health of the stream: connects, resumes, stalls, server errors. Never counted against the student."""
+
+    class Kind(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        RESUMED = "resumed", "Resumed"
+        DISCONNECTED = "disconnected", "Disconnected"
+        STALLED = "stalled", "Stalled"
+        RECOVERED = "recovered", "Recovered"
+        SERVER_ERROR = "server_error", "Server error"
+        OVERLOADED = "overloaded", "Overloaded"
+        FRAME_REJECTED = "frame_rejected", "Frame rejected"
+        ENDED = "ended", "Ended"
+
+    session = models.ForeignKey(ProctoringSession, on_delete=models.CASCADE, related_name="stream_events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    at = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["session", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in session {self.session_id}"
+
+
+class EvidenceView(models.Model):
+    """Audit log: who viewed which piece of evidence, and when. Written by the snapshot view on every serve."""
+
+    viewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="evidence_views")
+    snapshot = models.ForeignKey(Snapshot, null=True, on_delete=models.SET_NULL, related_name="views")
+    # Kept when the snapshot is purged by retention, so the audit trail survives the evidence.
+    snapshot_ref = models.CharField(max_length=64)
+    attempt_id = models.PositiveBigIntegerField(null=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.viewer} viewed {self.snapshot_ref}"
