@@ -1,9 +1,32 @@
+from __future__ import annotations
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from accounts.forms import AccessiblePasswordChangeForm, LoginForm
+
+# Django's own auth views with our forms and templates. The password pages use templates/accounts/ rather than
+# templates/registration/, so that they do not replace the admin's own password-change pages, which look those
+# names up too.
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/",
+        # No redirect_authenticated_user: a signed-in user sent here by a permission check (user_passes_test)
+        # would bounce straight back, in a redirect loop.
+        auth_views.LoginView.as_view(authentication_form=LoginForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
-    path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path(
+        "password_change/",
+        auth_views.PasswordChangeView.as_view(
+            form_class=AccessiblePasswordChangeForm, template_name="accounts/password_change_form.html"
+        ),
+        name="password_change",
+    ),
+    path(
+        "password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="accounts/password_change_done.html"),
+        name="password_change_done",
+    ),
 ]
