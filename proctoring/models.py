@@ -227,3 +227,23 @@ class EvidenceView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.viewer} viewed {self.snapshot_ref}"
+
+
+class ConsentRecord(models.Model):
+    """One answer of a student to the proctoring notice, with the notice's version and when it was given.
+
+    Rows are only ever added: the latest answer to the current version decides, and the history is the audit trail.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="proctoring_consents")
+    notice_version = models.CharField(max_length=32)
+    accepted = models.BooleanField()
+    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["user", "notice_version", "-recorded_at"], name="consent_user_version")]
+
+    def __str__(self) -> str:
+        answer = "accepted" if self.accepted else "declined"
+        return f"{self.user} {answer} notice {self.notice_version} at {self.recorded_at:%Y-%m-%d %H:%M}"

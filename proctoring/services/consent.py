@@ -1,0 +1,39 @@
+"""Consent to webcam proctoring: the notice's version, and each student's recorded answer.
+
+A student's answer is tied to the version of the notice they read. When the notice changes (what is captured, who
+sees it, how long it is kept), CONSENT_NOTICE_VERSION changes with it and everyone is asked again, because consent to
+an older notice is not consent to the new one.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from proctoring.models import ConsentRecord
+
+# Bump whenever the text in templates/proctoring/consent.html changes in substance.
+CONSENT_NOTICE_VERSION = "2026-11"
+
+
+def consent_retention_days() -> int:
+    """How long snapshots are kept, as the notice states it. The retention purge reads the same setting."""
+    return int(getattr(settings, "PROCTORING_RETENTION_DAYS", 90))
+
+
+@transaction.atomic
+def consent_record(*, user, accepted: bool, version: str = CONSENT_NOTICE_VERSION) -> ConsentRecord:
+    """Record the student's answer to the notice, with a timestamp. Every answer is kept: this is the audit trail."""
+    return ConsentRecord.objects.create(user=user, accepted=accepted, notice_version=version)
+
+
+def consent_current(*, user, version: str = CONSENT_NOTICE_VERSION) -> ConsentRecord | None:
+    """The student's latest answer to this version of the notice, or None when they have not answered it yet."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return ConsentRecord.objects.filter(user=user, notice_version=version).order_by("-recorded_at", "-id").first()
+
+
+def consent_given(*, user, version: str = CONSENT_NOTICE_VERSION) -> bool:
+    record = consent_current(user=user, version=version)
+    return record is not None and record.accepted
