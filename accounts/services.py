@@ -148,11 +148,12 @@ class ImportReport:
             return ""
         n = len(self.without_password)
         who = ", ".join(self.without_password[:20]) + (f" and {n - 20} more" if n > 20 else "")
-        verb = "will have" if self.dry_run else "have"
-        return (
-            f"{n} user{'s' if n != 1 else ''} {verb} no usable password and cannot log in until an admin sets one: "
-            f"{who}."
-        )
+        users = f"{n} user{'s' if n != 1 else ''}"
+        if self.dry_run:
+            verb = "will have"
+        else:
+            verb = "has" if n == 1 else "have"
+        return f"{users} {verb} no usable password and cannot log in until an admin sets one: {who}."
 
 
 @dataclass(frozen=True)

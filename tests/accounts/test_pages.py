@@ -95,7 +95,11 @@ def test_alice_changes_her_password_and_can_log_in_with_the_new_one(client):
 
     response = client.post(
         "/accounts/password_change/",
-        {"old_password": DEFAULT_PASSWORD, "new_password1": "a-much-better-phrase", "new_password2": "a-much-better-phrase"},
+        {
+            "old_password": DEFAULT_PASSWORD,
+            "new_password1": "a-much-better-phrase",
+            "new_password2": "a-much-better-phrase",
+        },
     )
     assert response.status_code == 302
     assert response.url == reverse("password_change_done")
