@@ -1,4 +1,15 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from proctoring import views_student
+
 app_name = "proctoring"
-urlpatterns: list = []
+urlpatterns: list = [
+    # Student pages (views_student.py): consent, face enrolment, pre-exam system check.
+    path("proctoring/consent/", views_student.consent, name="consent"),
+    path("proctoring/enrol/", views_student.enrol, name="enrol"),
+    path("proctoring/enrol/frame/", views_student.enrol_frame, name="enrol_frame"),
+    path("proctoring/enrol/finish/", views_student.enrol_finish, name="enrol_finish"),
+    path("proctoring/check/<int:attempt_id>/", views_student.system_check, name="check"),
+]

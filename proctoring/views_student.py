@@ -1,0 +1,243 @@
+"""The student's side of proctoring: consent, face enrolment and the pre-exam system check.
+
+The views stay thin: parse the request, call one service, answer. The JSON endpoints always answer JSON, also when
+the student is signed out or sent a bad image, because the page's script shows the message to the student and a
+login redirect or an HTML error page would reach it as gibberish.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from exams.models import Attempt
+from proctoring.forms import ConsentForm
+from proctoring.models import FaceTemplate
+from proctoring.services.consent import (
+    CONSENT_NOTICE_VERSION,
+    consent_current,
+    consent_given,
+    consent_record,
+    consent_retention_days,
+)
+
+logger = logging.getLogger(__name__)
+
+# The page asks for this many accepted photos; face_enrol needs at least ENROL_MIN_FRAMES of them. Five frames
+# average out blinks and small head turns in the stored embedding and the neutral pose, and take about ten seconds.
+ENROL_TARGET_FRAMES = 5
+ENROL_MIN_FRAMES = 3
+# More than this in one finish request is not a student at a webcam.
+ENROL_MAX_FRAMES = 10
+
+UNAVAILABLE_MESSAGE = "The face check is not available right now. Please try again later or tell your instructor."
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        return target
+    return default
+
+
+def _with_next(url: str, next_url: str | None) -> str:
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+
+def _json_error(status: int, reason: str, message: str) -> JsonResponse:
+    return JsonResponse({"ok": False, "reason": reason, "message": message}, status=status)
+
+
+def json_login_and_consent_required(view):
+    """For the enrolment endpoints: 401 when signed out, 403 without consent, both as JSON."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return _json_error(401, "not_signed_in", "You are signed out. Please sign in again and reload this page.")
+        if not consent_given(user=request.user):
+            return _json_error(
+                403, "no_consent", "Please read and accept the proctoring notice before enrolling your face."
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def consent(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request, reverse("proctoring:enrol"))
+    declined = False
+    if request.method == "POST":
+        form = ConsentForm(request.POST)
+        if form.is_valid():
+            accepted = form.cleaned_data["decision"] == ConsentForm.ACCEPT
+            consent_record(user=request.user, accepted=accepted)
+            if accepted:
+                return redirect(next_url)
+            declined = True
+    else:
+        form = ConsentForm()
+    return render(
+        request,
+        "proctoring/consent.html",
+        {
+            "form": form,
+            "declined": declined,
+            "current": consent_current(user=request.user),
+            "notice_version": CONSENT_NOTICE_VERSION,
+            "retention_days": consent_retention_days(),
+            "next": next_url,
+        },
+    )
+
+
+@login_required
+def enrol(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request, "")
+    if not consent_given(user=request.user):
+        return redirect(_with_next(reverse("proctoring:consent"), request.get_full_path()))
+    template = FaceTemplate.objects.filter(user=request.user).only("updated_at", "frames_used").first()
+    return render(
+        request,
+        "proctoring/enrol.html",
+        {
+            "template": template,
+            "target_frames": ENROL_TARGET_FRAMES,
+            "min_frames": ENROL_MIN_FRAMES,
+            "next": next_url,
+        },
+    )
+
+
+def _decode_upload(upload):
+    """Decode one uploaded file into a BGR image, or raise FrameError with a calm message."""
+    from proctoring.vision.frames import FrameError, decode_frame
+
+    if upload is None:
+        raise FrameError("empty", "No photo arrived. Please try again.")
+    return decode_frame(upload.read())
+
+
+@require_POST
+@json_login_and_consent_required
+def enrol_frame(request: HttpRequest) -> JsonResponse:
+    """Check one webcam photo for enrolment and say, calmly, what to change when it is not usable."""
+    # Imported here, not at the top: the vision stack (numpy, OpenCV, the model pack) loads when the first photo
+    # arrives, never when the URLconf is imported by every page and every worker.
+    from proctoring.vision.frames import FrameError
+
+    try:
+        image = _decode_upload(request.FILES.get("frame"))
+    except FrameError as exc:
+        return _json_error(400, exc.reason, exc.message)
+
+    from proctoring.services.enrolment import enrolment_check_frame
+    from proctoring.vision.packs import ModelPackError
+
+    try:
+        check = enrolment_check_frame(image=image)
+    except ModelPackError:
+        logger.exception("Enrolment check unavailable: model pack")
+        return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
+    # Luma as the eye sees it (ITU-R BT.601 weights on BGR), for the system check's lighting item.
+    brightness = float((image[..., 0] * 0.114 + image[..., 1] * 0.587 + image[..., 2] * 0.299).mean())
+    return JsonResponse(
+        {
+            "ok": bool(check.ok),
+            "reason": check.reason,
+            "message": check.message,
+            "face_box": [round(float(v), 1) for v in check.face_box] if check.face_box is not None else None,
+            "brightness": round(brightness, 1),
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+        }
+    )
+
+
+@require_POST
+@json_login_and_consent_required
+def enrol_finish(request: HttpRequest) -> JsonResponse:
+    """Enrol (or re-enrol) the student's face from the photos the page kept.
+
+    The page sends back the photos the check endpoint accepted, rather than the server keeping them between
+    requests. That keeps the server stateless: it works the same behind several ASGI processes, leaves no half-done
+    enrolment in a cache or session to expire, and face_enrol checks every photo again, so a page that sends
+    something else gains nothing. The cost is one re-upload of about 5 x 40 KB.
+    """
+    from proctoring.vision.frames import FrameError
+
+    uploads = request.FILES.getlist("frames")
+    if not uploads:
+        return _json_error(400, "empty", "No photos arrived. Please take your photos again.")
+    if len(uploads) > ENROL_MAX_FRAMES:
+        return _json_error(400, "too_many", f"Please send at most {ENROL_MAX_FRAMES} photos.")
+    images = []
+    for index, upload in enumerate(uploads, start=1):
+        try:
+            images.append(_decode_upload(upload))
+        except FrameError as exc:
+            return _json_error(400, exc.reason, f"Photo {index}: {exc.message}")
+
+    from proctoring.services.enrolment import face_enrol
+    from proctoring.vision.packs import ModelPackError
+
+    try:
+        result = face_enrol(user=request.user, images=images, min_frames=ENROL_MIN_FRAMES)
+    except ModelPackError:
+        logger.exception("Face enrolment unavailable: model pack")
+        return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
+    rejections = [
+        {"index": index, "reason": reason, "message": message} for index, reason, message in result.rejections
+    ]
+    if result.template is None:
+        return JsonResponse(
+            {
+                "ok": False,
+                "reason": "not_enough_frames",
+                "message": (
+                    f"Only {result.accepted} of your photos could be used; we need at least {ENROL_MIN_FRAMES}. "
+                    "Please take your photos again."
+                ),
+                "accepted": result.accepted,
+                "rejections": rejections,
+            },
+            status=422,
+        )
+    return JsonResponse(
+        {
+            "ok": True,
+            "message": "Your face is enrolled. Thank you.",
+            "accepted": result.accepted,
+            "rejections": rejections,
+            "enrolled_at": result.template.updated_at.isoformat(),
+        }
+    )
+
+
+@login_required
+def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    """The pre-exam check: camera, lighting, framing and connection, each with a plain pass or fail."""
+    # Someone else's attempt is a 404, not a 403: it does not confirm that the attempt exists.
+    attempt = get_object_or_404(Attempt.objects.select_related("exam"), pk=attempt_id, student=request.user)
+    exam_url = f"/attempts/{attempt.pk}/"
+    if attempt.exam.proctoring_enabled and attempt.status == Attempt.Status.IN_PROGRESS:
+        here = request.get_full_path()
+        if not consent_given(user=request.user):
+            return redirect(_with_next(reverse("proctoring:consent"), _with_next(reverse("proctoring:enrol"), here)))
+        if not FaceTemplate.objects.filter(user=request.user).exists():
+            return redirect(_with_next(reverse("proctoring:enrol"), here))
+    return render(
+        request,
+        "proctoring/check.html",
+        {"attempt": attempt, "exam": attempt.exam, "exam_url": exam_url, "ws_path": f"/ws/proctor/{attempt.pk}/"},
+    )
