@@ -58,6 +58,8 @@ class UserAdminChangeForm(UserChangeForm):
 
 
 class UserImportForm(forms.Form):
+    label_suffix = ""
+
     file = forms.FileField(
         label="CSV file",
         help_text="UTF-8 CSV with the header username,email,role,first_name,last_name,password "
