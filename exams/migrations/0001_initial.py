@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,134 +14,225 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Exam',
+            name="Exam",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('instructions', models.TextField(blank=True)),
-                ('opens_at', models.DateTimeField()),
-                ('closes_at', models.DateTimeField()),
-                ('duration_minutes', models.PositiveIntegerField(default=60)),
-                ('published', models.BooleanField(default=False)),
-                ('max_attempts', models.PositiveSmallIntegerField(default=1)),
-                ('proctoring_enabled', models.BooleanField(default=True)),
-                ('proctoring_settings', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='owned_exams', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(max_length=200)),
+                ("instructions", models.TextField(blank=True)),
+                ("opens_at", models.DateTimeField()),
+                ("closes_at", models.DateTimeField()),
+                ("duration_minutes", models.PositiveIntegerField(default=60)),
+                ("published", models.BooleanField(default=False)),
+                ("max_attempts", models.PositiveSmallIntegerField(default=1)),
+                ("proctoring_enabled", models.BooleanField(default=True)),
+                ("proctoring_settings", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="owned_exams",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-opens_at', 'id'],
+                "ordering": ["-opens_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Enrollment',
+            name="Enrollment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('extra_minutes', models.PositiveIntegerField(default=0)),
-                ('accommodations', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to=settings.AUTH_USER_MODEL)),
-                ('exam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to='exams.exam')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("extra_minutes", models.PositiveIntegerField(default=0)),
+                ("accommodations", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="enrollments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "exam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="enrollments", to="exams.exam"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['exam', 'student__username'],
+                "ordering": ["exam", "student__username"],
             },
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField(default=1)),
-                ('status', models.CharField(choices=[('in_progress', 'In progress'), ('submitted', 'Submitted'), ('expired', 'Expired')], db_index=True, default='in_progress', max_length=16)),
-                ('started_at', models.DateTimeField()),
-                ('deadline', models.DateTimeField()),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('score', models.DecimalField(blank=True, decimal_places=2, max_digits=8, null=True)),
-                ('max_score', models.DecimalField(decimal_places=2, default=0, max_digits=8)),
-                ('fully_graded', models.BooleanField(default=False)),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to=settings.AUTH_USER_MODEL)),
-                ('exam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='exams.exam')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("in_progress", "In progress"), ("submitted", "Submitted"), ("expired", "Expired")],
+                        db_index=True,
+                        default="in_progress",
+                        max_length=16,
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("deadline", models.DateTimeField()),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("score", models.DecimalField(blank=True, decimal_places=2, max_digits=8, null=True)),
+                ("max_score", models.DecimalField(decimal_places=2, default=0, max_digits=8)),
+                ("fully_graded", models.BooleanField(default=False)),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "exam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attempts", to="exams.exam"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at', 'id'],
+                "ordering": ["-started_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Question',
+            name="Question",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('single', 'Single choice'), ('multiple', 'Multiple choice'), ('short', 'Short answer')], default='single', max_length=16)),
-                ('text', models.TextField()),
-                ('points', models.DecimalField(decimal_places=2, default=1, max_digits=6)),
-                ('order', models.PositiveIntegerField(default=0)),
-                ('exam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='questions', to='exams.exam')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("single", "Single choice"),
+                            ("multiple", "Multiple choice"),
+                            ("short", "Short answer"),
+                        ],
+                        default="single",
+                        max_length=16,
+                    ),
+                ),
+                ("text", models.TextField()),
+                ("points", models.DecimalField(decimal_places=2, default=1, max_digits=6)),
+                ("order", models.PositiveIntegerField(default=0)),
+                (
+                    "exam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="questions", to="exams.exam"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['order', 'id'],
+                "ordering": ["order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Choice',
+            name="Choice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.CharField(max_length=500)),
-                ('is_correct', models.BooleanField(default=False)),
-                ('order', models.PositiveIntegerField(default=0)),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='choices', to='exams.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.CharField(max_length=500)),
+                ("is_correct", models.BooleanField(default=False)),
+                ("order", models.PositiveIntegerField(default=0)),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="choices", to="exams.question"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['order', 'id'],
+                "ordering": ["order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Answer',
+            name="Answer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField(blank=True)),
-                ('saved_at', models.DateTimeField(auto_now=True)),
-                ('points_awarded', models.DecimalField(blank=True, decimal_places=2, max_digits=6, null=True)),
-                ('graded_at', models.DateTimeField(blank=True, null=True)),
-                ('feedback', models.TextField(blank=True)),
-                ('graded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('attempt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='answers', to='exams.attempt')),
-                ('selected_choices', models.ManyToManyField(blank=True, related_name='answers', to='exams.choice')),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='answers', to='exams.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.TextField(blank=True)),
+                ("saved_at", models.DateTimeField(auto_now=True)),
+                ("points_awarded", models.DecimalField(blank=True, decimal_places=2, max_digits=6, null=True)),
+                ("graded_at", models.DateTimeField(blank=True, null=True)),
+                ("feedback", models.TextField(blank=True)),
+                (
+                    "graded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="answers", to="exams.attempt"
+                    ),
+                ),
+                ("selected_choices", models.ManyToManyField(blank=True, related_name="answers", to="exams.choice")),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="answers", to="exams.question"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['question__order', 'question_id'],
+                "ordering": ["question__order", "question_id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='exam',
-            constraint=models.CheckConstraint(condition=models.Q(('closes_at__gt', models.F('opens_at'))), name='exam_closes_after_opening'),
+            model_name="exam",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("closes_at__gt", models.F("opens_at"))), name="exam_closes_after_opening"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='exam',
-            constraint=models.CheckConstraint(condition=models.Q(('duration_minutes__gte', 1)), name='exam_duration_positive'),
+            model_name="exam",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("duration_minutes__gte", 1)), name="exam_duration_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='exam',
-            constraint=models.CheckConstraint(condition=models.Q(('max_attempts__gte', 1)), name='exam_max_attempts_positive'),
+            model_name="exam",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("max_attempts__gte", 1)), name="exam_max_attempts_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.UniqueConstraint(fields=('exam', 'student'), name='unique_enrollment_per_exam'),
+            model_name="enrollment",
+            constraint=models.UniqueConstraint(fields=("exam", "student"), name="unique_enrollment_per_exam"),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.UniqueConstraint(fields=('exam', 'student', 'number'), name='unique_attempt_number'),
+            model_name="attempt",
+            constraint=models.UniqueConstraint(fields=("exam", "student", "number"), name="unique_attempt_number"),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'in_progress')), fields=('exam', 'student'), name='one_open_attempt_per_student_and_exam'),
+            model_name="attempt",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "in_progress")),
+                fields=("exam", "student"),
+                name="one_open_attempt_per_student_and_exam",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='question',
-            constraint=models.CheckConstraint(condition=models.Q(('points__gte', 0)), name='question_points_not_negative'),
+            model_name="question",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("points__gte", 0)), name="question_points_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='answer',
-            constraint=models.UniqueConstraint(fields=('attempt', 'question'), name='one_answer_per_question'),
+            model_name="answer",
+            constraint=models.UniqueConstraint(fields=("attempt", "question"), name="one_answer_per_question"),
         ),
     ]

@@ -1,0 +1,179 @@
+"""Reads for exams: what each page shows, fetched in a fixed, small number of queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import User
+
+from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
+
+
+def exams_manageable_by(*, user: User) -> QuerySet[Exam]:
+    """Exams a person may manage: instructors their own, platform admins all, everyone else none."""
+    qs = Exam.objects.select_related("owner")
+    if user.is_platform_admin:
+        return qs
+    if user.is_instructor:
+        return qs.filter(owner=user)
+    return qs.none()
+
+
+def exams_for_manager_list(*, user: User) -> QuerySet[Exam]:
+    return exams_manageable_by(user=user).annotate(
+        question_count=Count("questions", distinct=True),
+        student_count=Count("enrollments", distinct=True),
+        attempt_count=Count("attempts", distinct=True),
+    )
+
+
+def exam_with_questions(*, exam_id: int) -> QuerySet[Exam]:
+    return Exam.objects.filter(pk=exam_id).prefetch_related(
+        Prefetch("questions", queryset=Question.objects.prefetch_related("choices"))
+    )
+
+
+def enrollment_for(*, exam: Exam, student: User) -> Enrollment | None:
+    return Enrollment.objects.filter(exam=exam, student=student).first()
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    exam: Exam
+    enrollment: Enrollment
+    open_attempt: Attempt | None
+    latest_attempt: Attempt | None
+    attempts_used: int
+
+    @property
+    def attempts_left(self) -> int:
+        return max(self.exam.max_attempts - self.attempts_used, 0)
+
+
+@dataclass(frozen=True)
+class StudentDashboard:
+    upcoming: list[DashboardRow]
+    open: list[DashboardRow]
+    finished: list[DashboardRow]
+
+
+def student_dashboard(*, student: User, now: datetime | None = None) -> StudentDashboard:
+    """The student's published exams, split into upcoming, open (can start or resume now) and finished (closed,
+    or no attempt left). Overdue attempts are expected to have been expired by the caller."""
+    now = now or timezone.now()
+    enrollments = list(
+        Enrollment.objects.filter(student=student, exam__published=True)
+        .select_related("exam", "exam__owner")
+        .order_by("exam__opens_at", "exam_id")
+    )
+    attempts: dict[int, list[Attempt]] = {}
+    for attempt in Attempt.objects.filter(student=student, exam__in=[e.exam_id for e in enrollments]).order_by(
+        "number"
+    ):
+        attempts.setdefault(attempt.exam_id, []).append(attempt)
+
+    upcoming, open_, finished = [], [], []
+    for enrollment in enrollments:
+        exam = enrollment.exam
+        mine = attempts.get(exam.id, [])
+        open_attempt = next((a for a in mine if a.status == Attempt.Status.IN_PROGRESS), None)
+        row = DashboardRow(
+            exam=exam,
+            enrollment=enrollment,
+            open_attempt=open_attempt,
+            latest_attempt=mine[-1] if mine else None,
+            attempts_used=len(mine),
+        )
+        if open_attempt is not None:
+            open_.append(row)
+        elif now < exam.opens_at:
+            upcoming.append(row)
+        elif now < exam.closes_at and row.attempts_left > 0:
+            open_.append(row)
+        else:
+            finished.append(row)
+    finished.sort(key=lambda r: r.exam.closes_at, reverse=True)
+    return StudentDashboard(upcoming=upcoming, open=open_, finished=finished)
+
+
+def attempts_overdue_for(*, student: User) -> QuerySet[Attempt]:
+    return Attempt.objects.filter(student=student, status=Attempt.Status.IN_PROGRESS, deadline__lt=timezone.now())
+
+
+def attempt_for_student(*, student: User) -> QuerySet[Attempt]:
+    """Attempts a student may open: only their own."""
+    return Attempt.objects.filter(student=student).select_related("exam", "student")
+
+
+@dataclass(frozen=True)
+class QuestionItem:
+    """A question on the exam page or the results page, with the student's answer."""
+
+    number: int
+    question: Question
+    choices: list[Choice]
+    answer: Answer | None
+    selected_ids: frozenset[int]
+
+    @property
+    def answered(self) -> bool:
+        if self.answer is None:
+            return False
+        return bool(self.selected_ids) if self.question.is_choice else bool(self.answer.text.strip())
+
+    @property
+    def pending(self) -> bool:
+        """A short answer waiting for a grader."""
+        return self.answer is not None and self.answer.points_awarded is None and self.answered
+
+    @property
+    def points_awarded(self) -> Decimal:
+        if self.answer is None or self.answer.points_awarded is None:
+            return Decimal("0")
+        return self.answer.points_awarded
+
+
+def attempt_questions(*, attempt: Attempt) -> list[QuestionItem]:
+    """The exam's questions in order, each with this attempt's answer. Three queries whatever the size."""
+    questions = list(Question.objects.filter(exam_id=attempt.exam_id).prefetch_related("choices"))
+    answers = {
+        a.question_id: a
+        for a in Answer.objects.filter(attempt=attempt).prefetch_related("selected_choices").select_related("graded_by")
+    }
+    items = []
+    for number, question in enumerate(questions, start=1):
+        answer = answers.get(question.id)
+        selected = frozenset(c.id for c in answer.selected_choices.all()) if answer else frozenset()
+        items.append(
+            QuestionItem(
+                number=number,
+                question=question,
+                choices=list(question.choices.all()),
+                answer=answer,
+                selected_ids=selected,
+            )
+        )
+    return items
+
+
+def exam_attempts(*, exam: Exam) -> QuerySet[Attempt]:
+    return exam.attempts.select_related("student").order_by("student__username", "number")
+
+
+def exam_enrollments(*, exam: Exam) -> QuerySet[Enrollment]:
+    return exam.enrollments.select_related("student").order_by("student__username")
+
+
+def students_not_enrolled(*, exam: Exam) -> QuerySet[User]:
+    return (
+        User.objects.filter(role=User.Role.STUDENT, is_active=True).exclude(enrollments__exam=exam).order_by("username")
+    )
+
+
+def attempts_needing_grading(*, exam: Exam) -> int:
+    return exam.attempts.filter(~Q(status=Attempt.Status.IN_PROGRESS), fully_graded=False).count()
