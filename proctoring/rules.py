@@ -285,7 +285,6 @@ class RuleState:
     attention: list[int] = field(default_factory=list)
     last_identity_mismatch: bool = False
     server_errors: int = 0
-    stalled: bool = False
     last_frame_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -325,7 +324,6 @@ class Decision:
     attention: int | None = None
     frame_attention: int | None = None
     label: str | None = None
-    recovered: bool = False
 
 
 def identity_due(state: RuleState, settings: RuleSettings) -> bool:
@@ -424,8 +422,6 @@ def _cooled(state: RuleState, event: str, at: float, settings: RuleSettings) -> 
 def step(state: RuleState, record: FrameRecord, settings: RuleSettings) -> Decision:
     """Apply one analysed frame. Returns a new state; the given one is not modified."""
     state = RuleState.from_dict(state.to_dict())
-    recovered = state.stalled
-    state.stalled = False
     state.frames += 1
     state.last_frame_at = record.at
 
@@ -507,7 +503,6 @@ def step(state: RuleState, record: FrameRecord, settings: RuleSettings) -> Decis
         attention=attention,
         frame_attention=fa,
         label=label,
-        recovered=recovered,
     )
 
 
@@ -553,17 +548,15 @@ def server_problem(state: RuleState, *, at: float, event: str, settings: RuleSet
     return Decision(state=state, events=events)
 
 
-def stall_due(state: RuleState, *, now: float, settings: RuleSettings) -> bool:
-    """True once when no frame has arrived for `stall_after` frame intervals."""
-    if state.stalled or state.last_frame_at is None:
+def stall_due(*, last_frame_at: float | None, now: float, settings: RuleSettings) -> bool:
+    """No frame has arrived for `stall_after` frame intervals: the stream is stalled (reported, never a flag).
+
+    The consumer calls it with the time the last frame was received (or the connection opened), and reports a stall
+    once until frames come back.
+    """
+    if last_frame_at is None:
         return False
-    return now - state.last_frame_at >= settings.stall_after * settings.frame_interval_ms / 1000.0
-
-
-def mark_stalled(state: RuleState) -> RuleState:
-    state = RuleState.from_dict(state.to_dict())
-    state.stalled = True
-    return state
+    return now - last_frame_at >= settings.stall_after * settings.frame_interval_ms / 1000.0
 
 
 def end_due(*, confirmed: int, settings: RuleSettings) -> bool:

@@ -1,0 +1,83 @@
+"""Reads for live proctoring, evidence and re-scoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from proctoring import rules
+from proctoring.models import FaceTemplate, Observation, ProctoringSession, Snapshot
+from proctoring.vision.types import EnrolledFace, Pose
+
+
+def enrolled_face_of(*, user: Any) -> EnrolledFace | None:
+    """The student's enrolment as the workers need it: small and plain, so it travels in the task payload and
+    inference workers never touch the database."""
+    template = FaceTemplate.objects.filter(user=user).first()
+    if template is None:
+        return None
+    vector = np.frombuffer(bytes(template.embedding), dtype="<f4")
+    return EnrolledFace(
+        embedding=tuple(float(x) for x in vector),
+        pack=template.pack,
+        model_id=template.model_id,
+        neutral=Pose(template.neutral_yaw, template.neutral_pitch, template.neutral_roll),
+    )
+
+
+def user_can_view_evidence(*, user: Any, exam_owner_id: int) -> bool:
+    """Evidence is for the exam's owning instructor and platform admins; nobody else, not even the student
+    (a student sees confirmed flags through the review pages, not raw snapshots)."""
+    if not user.is_authenticated:
+        return False
+    return bool(user.is_superuser or getattr(user, "is_platform_admin", False) or user.pk == exam_owner_id)
+
+
+def snapshot_for_viewer(*, user: Any, snapshot_id: int) -> Snapshot:
+    """The snapshot, if this user may see it. Http404 when it does not exist, PermissionDenied when not theirs."""
+    snapshot = Snapshot.objects.select_related("flag__session__attempt__exam").filter(pk=snapshot_id).first()
+    if snapshot is None:
+        raise Http404("No such snapshot")
+    if not user_can_view_evidence(user=user, exam_owner_id=snapshot.flag.session.attempt.exam.owner_id):
+        raise PermissionDenied("Only the exam's instructor and admins can view evidence")
+    return snapshot
+
+
+def frame_records_for_session(*, session: ProctoringSession) -> list[rules.FrameRecord]:
+    """The stored observations as rule inputs, in order: what re-scoring feeds to rules.rescore()."""
+    return [
+        rules.FrameRecord(
+            seq=o.seq,
+            at=o.captured_at.timestamp(),
+            face_count=o.face_count,
+            face_scores=tuple(o.face_scores),
+            identity_checked=o.identity_checked,
+            similarity=o.similarity,
+            identity_threshold=o.identity_threshold,
+            identity_error=o.identity_error or None,
+            yaw=o.yaw,
+            pitch=o.pitch,
+            gaze_yaw=o.gaze_yaw,
+            gaze_pitch=o.gaze_pitch,
+            phone_score=o.phone_score,
+            objects=dict(o.other_objects),
+        )
+        for o in Observation.objects.filter(session=session).order_by("seq")
+    ]
+
+
+def sessions_flagged() -> QuerySet[ProctoringSession]:
+    """Sessions with at least one flag, with counts, for the admin list."""
+    return (
+        ProctoringSession.objects.select_related("attempt__exam", "attempt__student")
+        .annotate(flag_count=Count("flags"), open_count=Count("flags", filter=Q(flags__status="open")))
+        .filter(flag_count__gt=0)
+    )
+
+
+def session_active_for_attempt(*, attempt_id: int) -> ProctoringSession | None:
+    return ProctoringSession.objects.filter(attempt_id=attempt_id, status="active").first()

@@ -1,0 +1,337 @@
+"""Proctoring sessions: open or resume at connect, record each analysed frame, note stream health, end.
+
+The consumer calls these through `database_sync_to_async`; each owns its transaction. `session_record_result`
+commits the observation, any new flag and its snapshot before it returns the events, so an event that names a
+flag id always names a flag that exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from exams.models import Attempt, Enrollment
+from proctoring import rules
+from proctoring.models import BrowserSignal, Flag, Observation, ProctoringSession, StreamEvent
+from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
+from proctoring.selectors import enrolled_face_of
+from proctoring.services.flags import flag_close, flag_open, flags_close_all, model_version_of
+from proctoring.vision.types import EnrolledFace, Pose
+from proctoring.vision.types import Observation as Seen
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (docs/protocol.md).
+NOT_SIGNED_IN = 4401
+NOT_YOURS = 4403
+NO_SUCH_ATTEMPT = 4404
+NOT_IN_PROGRESS = 4409
+NOT_ENROLLED = 4412
+TOO_MANY = 4429
+
+# More connections than this per attempt within a minute is a reconnect storm (or abuse): refuse with 4429.
+MAX_CONNECTS_PER_MINUTE = 12
+
+
+class SessionRefused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    session_id: int
+    attempt_id: int
+    exam_id: int
+    student: str
+    resumed: bool
+    settings: rules.RuleSettings
+    enrolled: EnrolledFace
+    identity_due: bool
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    attention: int | None = None
+    label: str | None = None
+    # The most important event of this frame, for the instructor's live monitor.
+    alert: dict[str, Any] | None = None
+    identity_due: bool = False
+    # Set when the session ended on this frame (the attempt closed, or the exam's policy): the reason.
+    ended: str | None = None
+
+
+@functools.lru_cache(maxsize=8)
+def _pack_embedder_id(pack: str) -> str | None:
+    """The embedding model id the configured pack's workers will use, read from its manifest (no model loads)."""
+    try:
+        from proctoring.vision.packs import load_manifest
+
+        spec = load_manifest(pack).models.get("embedder", {})
+        return spec.get("params", {}).get("model_id")
+    except Exception:  # noqa: BLE001 - without a readable manifest the workers report the real error per frame
+        return None
+
+
+def _when(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def session_settings_for(*, attempt: Attempt) -> rules.RuleSettings:
+    """The exam's settings with the student's accommodations. A bad exam configuration falls back to the defaults,
+    loudly in the log: refusing a student at the start of their exam for an instructor's typo would be worse."""
+    enrollment = Enrollment.objects.filter(exam_id=attempt.exam_id, student_id=attempt.student_id).first()
+    accommodations = enrollment.accommodations if enrollment else {}
+    try:
+        return rules.RuleSettings.from_config(attempt.exam.proctoring_settings, accommodations)
+    except ValueError as exc:
+        log.error("exam %s has invalid proctoring settings (%s); using the defaults", attempt.exam_id, exc)
+        return rules.RuleSettings()
+
+
+def session_open(*, attempt_id: int, user: Any) -> SessionStart:
+    """Authorise a connection and open the attempt's session, or resume the open one.
+
+    1. Who: signed in (4401), the attempt exists (4404) and is theirs (4403), in progress with proctoring on (4409).
+    2. Enrolled with the pack the workers run (4412: re-enrol rather than compare across embedding spaces).
+    3. Not a reconnect storm (4429).
+    4. Resume the open session (same id, same rules state) or start one; the DB constraint settles races.
+    """
+    if user is None or not user.is_authenticated:
+        raise SessionRefused(NOT_SIGNED_IN, "not signed in")
+    attempt = Attempt.objects.select_related("exam", "student").filter(pk=attempt_id).first()
+    if attempt is None:
+        raise SessionRefused(NO_SUCH_ATTEMPT, "no such attempt")
+    if attempt.student_id != user.pk:
+        raise SessionRefused(NOT_YOURS, "not your attempt")
+    now = timezone.now()
+    if attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= now:
+        raise SessionRefused(NOT_IN_PROGRESS, "the attempt is not in progress")
+    if not attempt.exam.proctoring_enabled:
+        raise SessionRefused(NOT_IN_PROGRESS, "proctoring is off for this exam")
+    enrolled = enrolled_face_of(user=user)
+    if enrolled is None:
+        raise SessionRefused(NOT_ENROLLED, "no face enrolment")
+    pack = django_settings.MODEL_PACK
+    expected = _pack_embedder_id(pack)
+    if enrolled.pack != pack or (expected is not None and enrolled.model_id != expected):
+        raise SessionRefused(NOT_ENROLLED, "enrolled with another model: re-enrol")
+    recent = StreamEvent.objects.filter(
+        session__attempt=attempt,
+        kind__in=[StreamEvent.Kind.CONNECTED, StreamEvent.Kind.RESUMED],
+        at__gte=now - timedelta(minutes=1),
+    ).count()
+    if recent >= MAX_CONNECTS_PER_MINUTE:
+        raise SessionRefused(TOO_MANY, "too many connections")
+
+    with transaction.atomic():
+        session = ProctoringSession.objects.select_for_update().filter(attempt=attempt, status="active").first()
+        resumed = session is not None
+        if session is None:
+            settings = session_settings_for(attempt=attempt)
+            try:
+                with transaction.atomic():
+                    session = ProctoringSession.objects.create(
+                        attempt=attempt, started_at=now, settings_snapshot=settings.to_dict()
+                    )
+            except IntegrityError:
+                # Another socket of the same student won the race: share its session.
+                session = ProctoringSession.objects.select_for_update().get(attempt=attempt, status="active")
+                resumed = True
+        if resumed:
+            session.resumed_count += 1
+            session.save(update_fields=["resumed_count"])
+        StreamEvent.objects.create(
+            session=session, kind=StreamEvent.Kind.RESUMED if resumed else StreamEvent.Kind.CONNECTED, at=now
+        )
+    settings = rules.RuleSettings.from_dict(session.settings_snapshot)
+    state = rules.RuleState.from_dict(session.state)
+    return SessionStart(
+        session_id=session.pk,
+        attempt_id=attempt.pk,
+        exam_id=attempt.exam_id,
+        student=attempt.student.get_full_name() or attempt.student.get_username(),
+        resumed=resumed,
+        settings=settings,
+        enrolled=enrolled,
+        identity_due=rules.identity_due(state, settings),
+    )
+
+
+_PROBLEM_EVENT = {REJECTED: "FRAME_REJECTED", EXPIRED: "OVERLOADED"}
+_PROBLEM_KIND = {
+    "FRAME_REJECTED": StreamEvent.Kind.FRAME_REJECTED,
+    "OVERLOADED": StreamEvent.Kind.OVERLOADED,
+    "ERROR": StreamEvent.Kind.SERVER_ERROR,
+}
+
+
+def session_record_result(
+    *,
+    session_id: int,
+    seq: int,
+    received_at: float,
+    result: AnalysisResult,
+    frame: bytes,
+    neutral: Pose | None = None,
+    latency_ms: float | None = None,
+    dropped: int = 0,
+) -> FrameOutcome:
+    """Record one frame's result and decide its events.
+
+    1. Lock the session row: one writer per session even across ASGI processes.
+    2. A frame the server could not judge (rejected, shed, error, timeout) is recorded as stream health and
+       answered, and never moves a rules window.
+    3. Otherwise: the rules step, the compact observation, flags opened (with the snapshot) or closed.
+    4. The new rules state is saved, then everything commits; only then are the events returned to be sent.
+    `neutral` is set when the frame was analysed without the enrolled face (pose came back absolute).
+    """
+    with transaction.atomic():
+        session = ProctoringSession.objects.select_for_update().select_related("attempt").get(pk=session_id)
+        if session.status != ProctoringSession.Status.ACTIVE:
+            return FrameOutcome(ended=session.end_reason or "ended")
+        settings = rules.RuleSettings.from_dict(session.settings_snapshot)
+        state = rules.RuleState.from_dict(session.state)
+        session.frames_dropped += dropped
+        update = ["state", "frames_dropped"]
+
+        if result.status != OK:
+            event = _PROBLEM_EVENT.get(result.status, "ERROR")
+            decision = rules.server_problem(state, at=received_at, event=event, settings=settings)
+            StreamEvent.objects.create(
+                session=session,
+                kind=_PROBLEM_KIND[event],
+                at=_when(received_at),
+                details={"seq": seq, "status": result.status, "reason": result.reason, "worker": result.worker},
+            )
+            if event != "FRAME_REJECTED":
+                session.server_errors += 1
+                update.append("server_errors")
+            session.state = decision.state.to_dict()
+            session.save(update_fields=update)
+            events = [dict(e) for e in decision.events]
+            for e in events:
+                if e["event"] == "FRAME_REJECTED":
+                    e["reason"] = result.reason or "corrupt"
+            return FrameOutcome(events=events, identity_due=rules.identity_due(decision.state, settings))
+
+        seen = Seen.from_dict(result.observation or {})
+        record = rules.FrameRecord.from_observation(seen, seq=seq, at=received_at, neutral=neutral)
+        decision = rules.step(state, record, settings)
+        Observation.objects.create(
+            session=session,
+            seq=seq,
+            captured_at=_when(received_at),
+            face_count=record.face_count,
+            face_scores=list(record.face_scores),
+            identity_checked=record.identity_checked,
+            similarity=record.similarity,
+            identity_threshold=record.identity_threshold,
+            identity_error=(record.identity_error or "")[:200],
+            yaw=record.yaw,
+            pitch=record.pitch,
+            gaze_yaw=record.gaze_yaw,
+            gaze_pitch=record.gaze_pitch,
+            phone_score=record.phone_score,
+            other_objects=dict(record.objects),
+            attention=decision.frame_attention or 0,
+            signals=list(decision.signals),
+            latency_ms=latency_ms,
+            model_versions=dict(seen.models),
+        )
+        flag_ids: dict[str, int] = {}
+        for closed in decision.closes:
+            flag_close(session=session, closed=closed)
+        for opened in decision.opens:
+            flag = flag_open(
+                session=session,
+                opened=opened,
+                model_version=model_version_of(seen.models),
+                frame=frame,
+                width=seen.width,
+                height=seen.height,
+                settings_snapshot=session.settings_snapshot,
+            )
+            flag_ids[opened.kind] = flag.pk
+        session.state = decision.state.to_dict()
+        session.last_frame_at = _when(received_at)
+        session.frames_analysed += 1
+        session.save(update_fields=[*update, "last_frame_at", "frames_analysed"])
+
+        ended = None
+        attempt = session.attempt
+        if attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= timezone.now():
+            ended = "attempt_closed"
+        elif settings.end_after_confirmed:
+            confirmed = Flag.objects.filter(session__attempt=attempt, status=Flag.Status.CONFIRMED).count()
+            if rules.end_due(confirmed=confirmed, settings=settings):
+                ended = "violations"
+        if ended:
+            _end(session, reason=ended)
+
+    events: list[dict[str, Any]] = []
+    alert = None
+    for raw in decision.events:
+        event = dict(raw)
+        check = event.pop("check", None)
+        if check is not None:
+            event["flag_id"] = flag_ids[check]
+        events.append(event)
+        if alert is None and event["event"] not in ("AUTHORIZED", "ATTENTION_UPDATE"):
+            alert = {"event": event["event"], "at": received_at, "flag_id": event.get("flag_id")}
+    return FrameOutcome(
+        events=events,
+        attention=decision.attention,
+        label=decision.label,
+        alert=alert,
+        identity_due=rules.identity_due(decision.state, settings),
+        ended=ended,
+    )
+
+
+def session_note_stream(*, session_id: int, kind: str, details: dict[str, Any] | None = None) -> None:
+    """Record stream health (stalled, recovered, disconnected). Never a flag."""
+    StreamEvent.objects.create(session_id=session_id, kind=kind, at=timezone.now(), details=details or {})
+
+
+def session_record_signal(*, session_id: int, kind: str) -> BrowserSignal:
+    """A browser integrity signal, as a timeline mark for the reviewer. Raises ValueError on an unknown kind."""
+    if kind not in BrowserSignal.Kind.values:
+        raise ValueError(f"unknown signal {kind!r}")
+    return BrowserSignal.objects.create(session_id=session_id, kind=kind, at=timezone.now())
+
+
+def _end(session: ProctoringSession, *, reason: str) -> None:
+    now = timezone.now()
+    session.status = ProctoringSession.Status.ENDED
+    session.ended_at = now
+    session.end_reason = reason[:32]
+    session.save(update_fields=["status", "ended_at", "end_reason"])
+    flags_close_all(session=session, at=now)
+    StreamEvent.objects.create(session=session, kind=StreamEvent.Kind.ENDED, at=now, details={"reason": reason})
+
+
+def session_end(*, session_id: int, reason: str) -> bool:
+    """End the session (the client left at submit, the attempt closed). Returns False when it had already ended."""
+    with transaction.atomic():
+        session = ProctoringSession.objects.select_for_update().get(pk=session_id)
+        if session.status != ProctoringSession.Status.ACTIVE:
+            return False
+        _end(session, reason=reason)
+        return True
+
+
+def session_end_for_attempt(*, attempt: Attempt, reason: str = "attempt_closed") -> bool:
+    """For the exam flow: call when an attempt is submitted or expires, so the open session ends with it."""
+    session = ProctoringSession.objects.filter(attempt=attempt, status="active").first()
+    return session_end(session_id=session.pk, reason=reason) if session else False
