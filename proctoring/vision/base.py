@@ -77,6 +77,21 @@ class Model(ABC):
     def _load(self) -> Any:
         """Import the runtime and return a ready session. Raise ModelPackError (packs.py) on a bad file."""
 
+    def open_session(self, path: Path, *, reshape: dict | None = None) -> Any:
+        """A session for ``path`` on the runtime the manifest picks (params.runtime), measured per model:
+        "onnxruntime" (default) or "openvino"."""
+        if self.params.get("runtime", "onnxruntime") == "openvino":
+            return openvino_compiled(path, threads=self.threads, reshape=reshape)
+        return onnx_session(path, threads=self.threads)
+
+    def run_session(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """One input tensor -> the list of outputs, in the model's output order, whichever runtime holds it."""
+        session = self.session
+        if hasattr(session, "get_inputs"):  # onnxruntime.InferenceSession (or a fake with its shape)
+            return session.run(None, {session.get_inputs()[0].name: tensor})
+        result = session(tensor)  # openvino.CompiledModel
+        return [np.asarray(result[out]) for out in session.outputs]
+
     def _timed(self, fn, *args):
         start = time.perf_counter()
         out = fn(*args)
@@ -142,12 +157,13 @@ class FaceEmbedder(Model):
 class PoseEstimator(Model):
     role = "pose"
 
-    def estimate(self, image: np.ndarray, face: Face) -> Pose:
+    def estimate(self, image: np.ndarray, face: Face) -> Pose | None:
         return self.estimate_with_keypoints(image, face)[0]
 
-    def estimate_with_keypoints(self, image: np.ndarray, face: Face) -> tuple[Pose, Keypoints | None]:
-        """Pose, plus refined 5-point keypoints when the estimator computes landmarks anyway (Face Mesh does): the
-        pipeline then aligns the embedding crop on them instead of the detector's coarser points."""
+    def estimate_with_keypoints(self, image: np.ndarray, face: Face) -> tuple[Pose | None, Keypoints | None]:
+        """Pose (None when the model sees no face in the crop), plus refined 5-point keypoints when the estimator
+        computes landmarks anyway (Face Mesh does): the pipeline then aligns the embedding crop on them instead of
+        the detector's coarser points."""
         self.load()
         self.last_infer_ms = 0.0
         tensors, meta = self.preprocess(image, face)
@@ -161,7 +177,7 @@ class PoseEstimator(Model):
     def infer(self, tensors: Any) -> Any: ...
 
     @abstractmethod
-    def postprocess(self, outputs: Any, meta: dict[str, Any]) -> tuple[Pose, Keypoints | None]: ...
+    def postprocess(self, outputs: Any, meta: dict[str, Any]) -> tuple[Pose | None, Keypoints | None]: ...
 
 
 class ObjectDetector(Model):

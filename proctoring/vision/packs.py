@@ -473,8 +473,12 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
     if kind == "tflite2onnx":
         progress("converting TFLite -> ONNX (tflite2onnx)")
         try:
+            import logging
+
             import tflite2onnx
 
+            # tflite2onnx logs one warning per float16 tensor (hundreds); the fp16 weights are folded correctly.
+            logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
             tflite2onnx.convert(str(src), str(out))
         except Exception as exc:  # tflite2onnx raises bare exceptions on unsupported ops
             raise ModelPackError(f"{pf.name}: tflite2onnx conversion failed: {exc!r}") from exc
