@@ -87,6 +87,11 @@ def attempt_start(*, exam: Exam, student: User, now: datetime | None = None) -> 
     if now >= exam.closes_at:
         raise ExamClosed(f"This exam closed on {_when(exam.closes_at)}.")
 
+    # An overdue open attempt is closed first, in its own transaction, so that the expiry stands even when the
+    # start is then refused (no attempt left).
+    for overdue in Attempt.objects.filter(exam=exam, student=student, status=Attempt.Status.IN_PROGRESS):
+        attempt_expire(attempt=overdue, now=now)
+
     with transaction.atomic():
         # Locking the enrolment row serialises two Start clicks (two tabs) on PostgreSQL. SQLite serialises
         # writers anyway; the one-open-attempt constraint below is the last line of defence on both.
@@ -96,9 +101,7 @@ def attempt_start(*, exam: Exam, student: User, now: datetime | None = None) -> 
 
         open_attempt = Attempt.objects.filter(exam=exam, student=student, status=Attempt.Status.IN_PROGRESS).first()
         if open_attempt is not None:
-            if not attempt_is_overdue(attempt=open_attempt, now=now):
-                return open_attempt
-            attempt_expire(attempt=open_attempt, now=now)
+            return open_attempt
 
         used = Attempt.objects.filter(exam=exam, student=student).count()
         if used >= exam.max_attempts:
@@ -165,12 +168,15 @@ def answer_save(
         locked = Attempt.objects.select_for_update().get(pk=attempt.pk)
         if locked.status != Attempt.Status.IN_PROGRESS:
             raise AttemptClosed()
-        if attempt_is_overdue(attempt=locked, now=now):
-            attempt_expire(attempt=locked, now=now)
-            raise DeadlinePassed()
-        answer, _ = Answer.objects.update_or_create(attempt=locked, question=question, defaults={"text": text})
-        if question.is_choice:
-            answer.selected_choices.set(selected)
+        overdue = attempt_is_overdue(attempt=locked, now=now)
+        if not overdue:
+            answer, _ = Answer.objects.update_or_create(attempt=locked, question=question, defaults={"text": text})
+            if question.is_choice:
+                answer.selected_choices.set(selected)
+    if overdue:
+        # Expire outside the block above: raising inside it would roll the expiry back.
+        attempt_expire(attempt=locked, now=now)
+        raise DeadlinePassed()
     return answer
 
 
@@ -277,7 +283,8 @@ def answer_grade(
     """Grade a short answer by hand, then re-total the attempt's score and whether it is fully graded."""
     now = _now(now)
     question = answer.question
-    attempt = answer.attempt
+    # Read the attempt afresh: the caller's copy may predate a submit.
+    attempt = Attempt.objects.select_related("exam").get(pk=answer.attempt_id)
     if not (grader.is_platform_admin or attempt.exam.owner_id == grader.id):
         raise NotAllowed("Only the exam's owner can grade its answers.")
     if question.kind != Question.Kind.SHORT:
