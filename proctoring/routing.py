@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from proctoring.consumers import ProctorConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/proctor/<int:attempt_id>/", ProctorConsumer.as_asgi()),
+]

@@ -1,0 +1,232 @@
+"""The admin for live proctoring: flagged sessions with snapshot thumbnails, flags inline, filters by exam, kind and
+status. Thumbnails load through the private snapshot view, so every one an admin sees is permission-checked and
+audited like any other view of evidence."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from proctoring.models import BrowserSignal, EvidenceView, Flag, ProctoringSession, Snapshot, StreamEvent
+
+
+def _thumbnail(snapshot: Snapshot, *, width: int = 96) -> str:
+    url = reverse("proctoring:snapshot", args=[snapshot.pk])
+    return format_html(
+        '<a href="{}"><img src="{}" width="{}" loading="lazy" alt="Evidence snapshot {} of flag {}"></a>',
+        url,
+        url,
+        width,
+        snapshot.pk,
+        snapshot.flag_id,
+    )
+
+
+class HasFlagsFilter(admin.SimpleListFilter):
+    title = "flags"
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "With flags"), ("open", "With unreviewed flags"), ("no", "Without flags"), ("all", "All")]
+
+    def choices(self, changelist):  # type: ignore[override]
+        # Flagged sessions are what admins come here for, so "With flags" is the default instead of "All".
+        current = self.value() or "yes"
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": current == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in (None, "yes"):
+            return queryset.filter(flag_count__gt=0)
+        if self.value() == "open":
+            return queryset.filter(open_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(flag_count=0)
+        return queryset
+
+
+class FlagInline(admin.TabularInline):
+    model = Flag
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("kind", "status", "started_at", "ended_at", "confidence", "threshold", "model_version", "evidence")
+    readonly_fields = ("kind", "started_at", "ended_at", "confidence", "threshold", "model_version", "evidence")
+
+    @admin.display(description="Evidence")
+    def evidence(self, flag: Flag) -> str:
+        return format_html_join(" ", "{}", ((_thumbnail(s),) for s in flag.snapshots.all())) or "-"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("snapshots")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ProctoringSession)
+class ProctoringSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "student",
+        "exam",
+        "status",
+        "started_at",
+        "flag_count_display",
+        "open_count_display",
+        "thumbnails",
+        "resumed_count",
+        "frames_analysed",
+        "frames_dropped",
+        "server_errors",
+    )
+    list_filter = (
+        HasFlagsFilter,
+        "status",
+        ("attempt__exam", admin.RelatedOnlyFieldListFilter),
+        "flags__kind",
+        "flags__status",
+    )
+    list_select_related = ("attempt__exam", "attempt__student")
+    search_fields = ("attempt__student__username", "attempt__student__last_name", "attempt__exam__title")
+    date_hierarchy = "started_at"
+    list_per_page = 50
+    # Counting every row of a large table on each page load is what makes big admins slow.
+    show_full_result_count = False
+    inlines = [FlagInline]
+    readonly_fields = (
+        "attempt",
+        "status",
+        "started_at",
+        "ended_at",
+        "end_reason",
+        "last_frame_at",
+        "resumed_count",
+        "frames_analysed",
+        "frames_dropped",
+        "server_errors",
+        "state",
+        "settings_snapshot",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                flag_count=Count("flags", distinct=True),
+                open_count=Count("flags", filter=Q(flags__status=Flag.Status.OPEN), distinct=True),
+            )
+        )
+
+    @admin.display(description="Student", ordering="attempt__student__username")
+    def student(self, session: ProctoringSession) -> str:
+        return str(session.attempt.student)
+
+    @admin.display(description="Exam", ordering="attempt__exam__title")
+    def exam(self, session: ProctoringSession) -> str:
+        return session.attempt.exam.title
+
+    @admin.display(description="Flags", ordering="flag_count")
+    def flag_count_display(self, session: ProctoringSession) -> int:
+        return session.flag_count
+
+    @admin.display(description="Unreviewed", ordering="open_count")
+    def open_count_display(self, session: ProctoringSession) -> int:
+        return session.open_count
+
+    @admin.display(description="Evidence")
+    def thumbnails(self, session: ProctoringSession) -> str:
+        snapshots = Snapshot.objects.filter(flag__session=session).order_by("taken_at")[:3]
+        return format_html_join(" ", "{}", ((_thumbnail(s, width=64),) for s in snapshots)) or "-"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "student",
+        "exam",
+        "started_at",
+        "ended_at",
+        "confidence",
+        "threshold",
+        "evidence",
+    )
+    list_filter = ("kind", "status", ("session__attempt__exam", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("session__attempt__exam", "session__attempt__student")
+    search_fields = ("session__attempt__student__username", "session__attempt__exam__title")
+    readonly_fields = (
+        "session",
+        "kind",
+        "started_at",
+        "ended_at",
+        "started_seq",
+        "ended_seq",
+        "confidence",
+        "threshold",
+        "model_version",
+        "details",
+        "evidence",
+    )
+    list_per_page = 50
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("snapshots")
+
+    @admin.display(description="Student")
+    def student(self, flag: Flag) -> str:
+        return str(flag.session.attempt.student)
+
+    @admin.display(description="Exam")
+    def exam(self, flag: Flag) -> str:
+        return flag.session.attempt.exam.title
+
+    @admin.display(description="Evidence")
+    def evidence(self, flag: Flag) -> str:
+        return format_html_join(" ", "{}", ((_thumbnail(s, width=64),) for s in flag.snapshots.all())) or "-"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(EvidenceView)
+class EvidenceViewAdmin(admin.ModelAdmin):
+    list_display = ("at", "viewer", "snapshot_ref", "attempt_id")
+    list_select_related = ("viewer",)
+    search_fields = ("viewer__username", "snapshot_ref")
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # An audit log that admins can edit is not an audit log.
+        return False
+
+
+for model in (BrowserSignal, StreamEvent):
+    admin.site.register(
+        model,
+        list_display=("session", "kind", "at"),
+        list_filter=("kind",),
+        list_select_related=("session",),
+        show_full_result_count=False,
+    )

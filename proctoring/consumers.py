@@ -1,0 +1,365 @@
+"""The proctoring WebSocket: an interface, not a brain (docs/protocol.md is the contract).
+
+It authorises at connect, validates the envelope, enforces size and rate limits, hands frames to the worker pool,
+and relays events. Decoding, models, policy and persistence live in proctoring.pool, proctoring.rules and
+proctoring.services.
+
+Latest-frame-wins, per connection: at most one frame in flight; a frame that arrives meanwhile waits in a single
+slot, and a newer one replaces it (the replaced one is counted as dropped). Nothing queues, so a slow server sheds
+frames, never sessions, and results never lag behind by more than one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any, TypedDict
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from proctoring import rules
+from proctoring.models import BrowserSignal, StreamEvent
+from proctoring.pool import FrameJob, get_pool
+from proctoring.services.sessions import (
+    SessionRefused,
+    SessionStart,
+    session_end,
+    session_note_stream,
+    session_open,
+    session_record_result,
+    session_record_signal,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_BYTES = 4096
+# Text messages: a bucket of 20, refilled at 5 per second. Beyond it messages are ignored with an ERROR (at most
+# one a second); after 200 ignored messages the connection is closed with 4429.
+TEXT_BURST = 20
+TEXT_RATE = 5.0
+TEXT_IGNORED_LIMIT = 200
+THUMBNAIL_EVERY_S = 10.0
+
+
+class ReadyEvent(TypedDict):
+    event: str
+    session_id: int
+    resumed: bool
+    frame_interval_ms: int
+    max_frame_bytes: int
+
+
+class MonitorStatus(TypedDict, total=False):
+    type: str
+    attempt_id: int
+    session_id: int
+    student: str
+    connection: str  # connected | stalled | disconnected | ended
+    attention: dict[str, Any] | None
+    alert: dict[str, Any] | None
+    signal: str | None
+    thumbnail: str | None  # base64 JPEG, under 20 KB, at most every ~10 s
+    at: float
+
+
+def monitor_group(exam_id: int) -> str:
+    """The instructor live monitor's group for an exam (issue 5 listens to it)."""
+    return f"exam_{exam_id}_monitor"
+
+
+def attempt_group(attempt_id: int) -> str:
+    """Every live socket of one attempt: a new connection replaces the old; instructor messages reach the student."""
+    return f"proctor_attempt_{attempt_id}"
+
+
+class ProctorConsumer(AsyncWebsocketConsumer):
+    start: SessionStart | None = None
+
+    async def connect(self) -> None:
+        self.start = None
+        self.closing = False
+        attempt_id = int(self.scope["url_route"]["kwargs"]["attempt_id"])
+        try:
+            start = await database_sync_to_async(session_open)(attempt_id=attempt_id, user=self.scope.get("user"))
+        except SessionRefused as exc:
+            # Accept, then close: a close before accept reaches the browser as a bare handshake failure (1006), and
+            # the client could not tell "sign in again" from "re-enrol".
+            await self.accept()
+            await self.close(code=exc.code)
+            return
+        self.start = start
+        self.settings: rules.RuleSettings = start.settings
+        self.interval_s = start.settings.frame_interval_ms / 1000.0
+        self.pool = get_pool()
+        self.identity_due = start.identity_due
+        self.seq = 0
+        self.inflight: asyncio.Task | None = None
+        self.waiting: tuple[int, bytes, float] | None = None
+        self.dropped = 0
+        self.last_frame_at = time.time()
+        self.stalled = False
+        self.last_thumbnail_at = 0.0
+        self.tokens = float(TEXT_BURST)
+        self.tokens_at = time.monotonic()
+        self.ignored = 0
+        self.last_flood_error = 0.0
+
+        # A newer connection of the same attempt replaces older ones (a reload, or a network drop the old socket
+        # has not noticed yet): tell them before joining, so this one is not told about itself.
+        await self.channel_layer.group_send(
+            attempt_group(start.attempt_id), {"type": "proctor.replaced", "channel": self.channel_name}
+        )
+        await self.channel_layer.group_add(attempt_group(start.attempt_id), self.channel_name)
+        await self.accept()
+        ready: ReadyEvent = {
+            "event": "READY",
+            "session_id": start.session_id,
+            "resumed": start.resumed,
+            "frame_interval_ms": start.settings.frame_interval_ms,
+            "max_frame_bytes": start.settings.max_frame_bytes,
+        }
+        await self.send_json(ready)
+        self.watchdog = asyncio.create_task(self._watch_stalls())
+        await self._monitor(connection="connected")
+
+    async def disconnect(self, code: int) -> None:
+        if self.start is None:
+            return
+        self.closing = True
+        self.watchdog.cancel()
+        await self.channel_layer.group_discard(attempt_group(self.start.attempt_id), self.channel_name)
+        if self.inflight is not None:
+            # Let the frame in flight be recorded (nothing stored is lost), bounded by the pool's timeout.
+            await asyncio.wait({self.inflight}, timeout=self.pool.timeout_s + 2)
+        await database_sync_to_async(session_note_stream)(
+            session_id=self.start.session_id, kind=StreamEvent.Kind.DISCONNECTED, details={"code": code}
+        )
+        await self._monitor(connection="disconnected")
+
+    # --- Client -> server ------------------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.start is None or self.closing:
+            return
+        if bytes_data is not None:
+            await self._on_frame(bytes_data)
+        elif text_data is not None:
+            await self._on_text(text_data)
+
+    async def _on_frame(self, data: bytes) -> None:
+        now = time.time()
+        self.last_frame_at = now
+        if self.stalled:
+            self.stalled = False
+            await database_sync_to_async(session_note_stream)(
+                session_id=self.start.session_id, kind=StreamEvent.Kind.RECOVERED
+            )
+        if len(data) > self.settings.max_frame_bytes:
+            # Answered without touching the pool or the database: an oversize flood costs us nothing.
+            await self.send_json(
+                {"event": "FRAME_REJECTED", "reason": "too_large", "message": rules.MESSAGES["FRAME_REJECTED"]}
+            )
+            return
+        self.seq += 1
+        await self.send_json({"event": "FRAME_ACK", "seq": self.seq})
+        if self.inflight is not None:
+            if self.waiting is not None:
+                self.dropped += 1
+            self.waiting = (self.seq, data, now)
+            return
+        self._dispatch(self.seq, data, now)
+
+    def _dispatch(self, seq: int, data: bytes, received_at: float) -> None:
+        self.inflight = asyncio.create_task(self._process(seq, data, received_at))
+
+    async def _process(self, seq: int, data: bytes, received_at: float) -> None:
+        start = self.start
+        try:
+            with_identity = self.identity_due
+            now = time.time()
+            want_thumbnail = now - self.last_thumbnail_at >= THUMBNAIL_EVERY_S
+            if want_thumbnail:
+                self.last_thumbnail_at = now
+            job = FrameJob(
+                job_id=uuid.uuid4().hex,
+                session_id=start.session_id,
+                seq=seq,
+                frame=data,
+                # Without the enrolled face the worker skips the embedding (identity cadence); pose then comes back
+                # absolute and the session service makes it relative to the neutral pose.
+                enrolled=start.enrolled,
+                objects=self.settings.objects,
+                max_bytes=self.settings.max_frame_bytes,
+                # Older than one interval when a worker picks it up: a newer frame is coming, skip this one.
+                deadline=now + max(self.interval_s, 1.0),
+                want_thumbnail=want_thumbnail,
+            )
+            if not with_identity:
+                job = FrameJob(**{**job.__dict__, "enrolled": None})
+            reply = self.channel_name if self.pool.needs_reply_channel else None
+            result = await self.pool.analyze(job, reply_channel=reply)
+            dropped, self.dropped = self.dropped, 0
+            outcome = await database_sync_to_async(session_record_result)(
+                session_id=start.session_id,
+                seq=seq,
+                received_at=received_at,
+                result=result,
+                frame=data,
+                neutral=None if with_identity else start.enrolled.neutral,
+                latency_ms=round((time.time() - received_at) * 1000, 1),
+                dropped=dropped,
+            )
+            self.identity_due = outcome.identity_due
+            if not self.closing:
+                for event in outcome.events:
+                    await self.send_json(event)
+            if outcome.attention is not None or outcome.alert is not None:
+                await self._monitor(
+                    connection="connected",
+                    attention={"score": outcome.attention, "label": outcome.label}
+                    if outcome.attention is not None
+                    else None,
+                    alert=outcome.alert,
+                    thumbnail=result.thumbnail_b64,
+                )
+            if outcome.ended:
+                await self._ended(outcome.ended)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or a database outage is the server's problem: say so, count nothing against the student.
+            log.exception("proctoring: frame %s of session %s failed", seq, start.session_id)
+            if not self.closing:
+                await self.send_json({"event": "ERROR", "message": rules.MESSAGES["ERROR"]})
+        finally:
+            self.inflight = None
+            if self.waiting is not None and not self.closing:
+                waiting, self.waiting = self.waiting, None
+                self._dispatch(*waiting)
+
+    async def _on_text(self, text: str) -> None:
+        if not self._take_token():
+            self.ignored += 1
+            if self.ignored >= TEXT_IGNORED_LIMIT:
+                await self._close(4429)
+                return
+            if time.monotonic() - self.last_flood_error >= 1.0:
+                self.last_flood_error = time.monotonic()
+                await self.send_json({"event": "ERROR", "message": "Too many messages; some were ignored."})
+            return
+        if len(text) > MAX_TEXT_BYTES:
+            await self._error("That message is too long.")
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self._error("Messages must be JSON objects.")
+            return
+        if not isinstance(message, dict):
+            await self._error("Messages must be JSON objects.")
+            return
+        kind = message.get("type")
+        if kind == "ping":
+            await self.send_json({"event": "PONG"})
+        elif kind == "signal":
+            signal = message.get("signal")
+            if signal not in BrowserSignal.Kind.values:
+                await self._error(f"Unknown signal; expected one of: {', '.join(BrowserSignal.Kind.values)}.")
+                return
+            await database_sync_to_async(session_record_signal)(session_id=self.start.session_id, kind=signal)
+            await self._monitor(connection="connected", signal=signal)
+        elif kind == "end":
+            await database_sync_to_async(session_end)(session_id=self.start.session_id, reason="client_end")
+            await self._ended("client_end")
+        else:
+            await self._error("Unknown message type; expected signal, ping or end.")
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(float(TEXT_BURST), self.tokens + (now - self.tokens_at) * TEXT_RATE)
+        self.tokens_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    # --- Server side -----------------------------------------------------------------------------------------
+
+    async def _watch_stalls(self) -> None:
+        """Report a stalled stream once (STREAM_STALLED), recorded as stream health and never as a flag."""
+        while True:
+            await asyncio.sleep(max(0.05, self.interval_s / 2))
+            if self.stalled or self.closing:
+                continue
+            if rules.stall_due(last_frame_at=self.last_frame_at, now=time.time(), settings=self.settings):
+                self.stalled = True
+                await database_sync_to_async(session_note_stream)(
+                    session_id=self.start.session_id,
+                    kind=StreamEvent.Kind.STALLED,
+                    details={"since": self.last_frame_at},
+                )
+                await self.send_json({"event": "STREAM_STALLED", "message": rules.MESSAGES["STREAM_STALLED"]})
+                await self._monitor(connection="stalled")
+
+    async def _monitor(self, *, connection: str, **fields: Any) -> None:
+        start = self.start
+        status: MonitorStatus = {
+            "type": "monitor.status",
+            "attempt_id": start.attempt_id,
+            "session_id": start.session_id,
+            "student": start.student,
+            "connection": connection,
+            "at": time.time(),
+        }
+        status.update({k: v for k, v in fields.items() if v is not None})  # type: ignore[typeddict-item]
+        try:
+            await self.channel_layer.group_send(monitor_group(start.exam_id), status)
+        except Exception:  # noqa: BLE001 - the live monitor is best effort; the student's stream comes first
+            log.warning("proctoring: monitor update for attempt %s failed", start.attempt_id, exc_info=True)
+
+    async def _ended(self, reason: str) -> None:
+        if self.closing:
+            return
+        await self.send_json({"event": "SESSION_ENDED", "reason": reason, "message": _ENDED_MESSAGES.get(reason, "")})
+        await self._monitor(connection="ended")
+        await self._close(1000)
+
+    async def _close(self, code: int) -> None:
+        self.closing = True
+        await self.close(code=code)
+
+    async def _error(self, message: str) -> None:
+        await self.send_json({"event": "ERROR", "message": message})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    # --- Channel layer -> this socket ------------------------------------------------------------------------
+
+    async def proctor_result(self, message: dict[str, Any]) -> None:
+        """A Celery worker's result for a frame of this connection."""
+        self.pool.deliver(message["job_id"], message["result"])
+
+    async def proctor_replaced(self, message: dict[str, Any]) -> None:
+        if self.start is None or message.get("channel") == self.channel_name:
+            return
+        await self._ended("replaced")
+
+    async def proctor_instructor_message(self, message: dict[str, Any]) -> None:
+        """Issue 5's live monitor sends {"type": "proctor.instructor_message", "message": str} to attempt_group()."""
+        if self.start is None or self.closing:
+            return
+        text = str(message.get("message", ""))[:1000]
+        await self.send_json({"event": "INSTRUCTOR_MESSAGE", "message": text})
+
+
+_ENDED_MESSAGES = {
+    "client_end": "Proctoring has ended. Thank you.",
+    "attempt_closed": "Your attempt has ended, so proctoring has stopped.",
+    "replaced": "You opened the exam in another window; proctoring continues there.",
+    "violations": "Your exam's rules ended proctoring. Your instructor will be in touch.",
+}

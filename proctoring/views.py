@@ -1,0 +1,27 @@
+"""Evidence serving: snapshots only to the exam's owning instructor and admins, never cached, always audited."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+
+from proctoring.selectors import snapshot_for_viewer
+from proctoring.services.evidence import evidence_view_record, snapshot_read
+
+
+@login_required
+@require_GET
+def snapshot_view(request: HttpRequest, snapshot_id: int) -> HttpResponse:
+    snapshot = snapshot_for_viewer(user=request.user, snapshot_id=snapshot_id)
+    try:
+        data = snapshot_read(snapshot=snapshot)
+    except FileNotFoundError:
+        raise Http404("The snapshot file is gone (retention purge)") from None
+    evidence_view_record(viewer=request.user, snapshot=snapshot)
+    response = HttpResponse(data, content_type="image/jpeg")
+    # Evidence must never sit in a shared cache or the browser's disk cache.
+    response["Cache-Control"] = "private, no-store, max-age=0"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = f'inline; filename="snapshot-{snapshot.pk}.jpg"'
+    return response
