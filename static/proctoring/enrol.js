@@ -13,6 +13,7 @@ const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
 const result = document.getElementById("result");
 const continueLink = document.getElementById("continue");
+const cameraOff = document.getElementById("camera-off");
 
 const target = Number(root.dataset.target) || 5;
 const csrf = csrfToken(root);
@@ -45,6 +46,8 @@ async function run() {
   result.hidden = true;
   setProgress(0);
   say("Starting your camera…");
+  video.hidden = false;
+  cameraOff.hidden = true;
   try {
     stream = await openCamera(video);
   } catch (err) {
@@ -125,6 +128,8 @@ function finish() {
   stopCamera(stream);
   stream = null;
   video.srcObject = null;
+  video.hidden = true;
+  cameraOff.hidden = false;
 }
 
 startButton.addEventListener("click", () => {
