@@ -127,6 +127,10 @@ class QuestionItem:
         return bool(self.selected_ids) if self.question.is_choice else bool(self.answer.text.strip())
 
     @property
+    def selected_texts(self) -> list[str]:
+        return [c.text for c in self.choices if c.id in self.selected_ids]
+
+    @property
     def pending(self) -> bool:
         """A short answer waiting for a grader."""
         return self.answer is not None and self.answer.points_awarded is None and self.answered
