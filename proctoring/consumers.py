@@ -96,7 +96,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.interval_s = start.settings.frame_interval_ms / 1000.0
         self.pool = get_pool()
         self.identity_due = start.identity_due
-        self.seq = 0
+        self.seq = start.last_seq
         self.inflight: asyncio.Task | None = None
         self.waiting: tuple[int, bytes, float] | None = None
         self.dropped = 0

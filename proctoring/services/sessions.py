@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from exams.models import Attempt, Enrollment
@@ -57,6 +58,8 @@ class SessionStart:
     settings: rules.RuleSettings
     enrolled: EnrolledFace
     identity_due: bool
+    # Frame numbers continue across reconnects, so observations of one session never collide.
+    last_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ def session_open(*, attempt_id: int, user: Any) -> SessionStart:
         settings=settings,
         enrolled=enrolled,
         identity_due=rules.identity_due(state, settings),
+        last_seq=Observation.objects.filter(session=session).aggregate(last=Max("seq"))["last"] or 0,
     )
 
 

@@ -1,0 +1,442 @@
+"""The proctoring WebSocket, end to end through the real ASGI stack (origin check, session auth, routing).
+
+Wiring tests: the analyzer is scripted by frame colour (tests/proctoring/fakes.py) and runs in a thread behind the
+pool interface; the frames still go through the real decoder, rules, services and database. The real worker pools
+and models are tested in test_pool.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.utils import timezone
+
+from exams.models import Attempt
+from examsite.asgi import application
+from proctoring import pool as pool_module
+from proctoring.consumers import attempt_group, monitor_group
+from proctoring.models import BrowserSignal, FaceTemplate, Flag, Observation, ProctoringSession, StreamEvent
+from proctoring.pool.base import AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
+from proctoring.services.evidence import snapshot_path
+from proctoring.services.sessions import _pack_embedder_id
+from tests.factories import ExamFactory, StudentFactory
+from tests.proctoring.fakes import frame
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+ANALYSED = {"ATTENTION_UPDATE", "FRAME_REJECTED", "ERROR", "OVERLOADED", "SESSION_ENDED"}
+
+
+class InlinePool(InferencePool):
+    """The pool interface with the worker's own analyze_job() run in a thread: wiring only."""
+
+    name = "inline"
+
+    def __init__(self) -> None:
+        super().__init__(timeout_s=3.0)
+        self.jobs: list[FrameJob] = []
+
+    async def _submit(self, job: FrameJob, reply_channel: str | None) -> AnalysisResult:
+        self.jobs.append(job)
+        return AnalysisResult.from_dict(await asyncio.to_thread(analyze_job, job))
+
+
+@pytest.fixture(autouse=True)
+def inline_pool(settings, tmp_path):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PRIVATE_STORAGE_DIR = tmp_path / "private"
+    worker_init(analyzer_path="tests.proctoring.fakes:scripted_analyzer")
+    pool = InlinePool()
+    previous = pool_module.set_pool(pool)
+    yield pool
+    pool_module.set_pool(previous)
+
+
+def enrol(user) -> None:
+    FaceTemplate.objects.create(
+        user=user,
+        pack="default",
+        model_id=_pack_embedder_id("default") or "scripted",
+        embedding=np.ones(512, "<f4").tobytes(),
+        dim=512,
+    )
+
+
+def sitting(user, *, enrolled: bool = True, **proctoring_settings) -> Attempt:
+    exam = ExamFactory(proctoring_settings=proctoring_settings)
+    if enrolled:
+        enrol(user)
+    now = timezone.now()
+    return Attempt.objects.create(exam=exam, student=user, started_at=now, deadline=now + timedelta(hours=1))
+
+
+@pytest.fixture
+def alice():
+    return StudentFactory(username="alice", first_name="Alice")
+
+
+@pytest.fixture
+def bob():
+    return StudentFactory(username="bob")
+
+
+def cookie_for(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+async def open_socket(user, attempt_id: int, *, origin: bytes = b"http://testserver") -> WebsocketCommunicator:
+    headers = [(b"origin", origin)]
+    if user is not None:
+        headers.append((b"cookie", f"sessionid={await sync_to_async(cookie_for)(user)}".encode()))
+    return WebsocketCommunicator(application, f"/ws/proctor/{attempt_id}/", headers=headers)
+
+
+async def join(user, attempt_id: int) -> tuple[WebsocketCommunicator, dict]:
+    socket = await open_socket(user, attempt_id)
+    connected, _ = await socket.connect()
+    assert connected
+    ready = await socket.receive_json_from(timeout=5)
+    assert ready["event"] == "READY", ready
+    return socket, ready
+
+
+async def refusal_code(user, attempt_id: int) -> int:
+    socket = await open_socket(user, attempt_id)
+    connected, _ = await socket.connect()
+    assert connected  # accepted, then closed with the code, so that browsers see the code
+    message = await socket.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def until(socket: WebsocketCommunicator, names: set[str], timeout: float = 5.0) -> list[dict]:
+    """Events up to and including the first whose name is in `names`."""
+    seen = []
+    while True:
+        event = await socket.receive_json_from(timeout=timeout)
+        seen.append(event)
+        if event["event"] in names:
+            return seen
+
+
+async def show(socket: WebsocketCommunicator, scene: str) -> list[dict]:
+    """Send one frame and return every event it caused (the client waits for the result, as a paced client does)."""
+    await socket.send_to(bytes_data=frame(scene))
+    return await until(socket, ANALYSED)
+
+
+def names(events: list[dict]) -> list[str]:
+    return [e["event"] for e in events]
+
+
+db = sync_to_async
+
+
+# --- Who may connect -------------------------------------------------------------------------------------------
+
+
+async def test_it_closes_with_4401_when_nobody_is_signed_in(alice):
+    attempt = await db(sitting)(alice)
+    assert await refusal_code(None, attempt.pk) == 4401
+
+
+async def test_it_rejects_other_students_session_with_4403(alice, bob):
+    attempt = await db(sitting)(alice)
+    await db(enrol)(bob)
+    assert await refusal_code(bob, attempt.pk) == 4403
+
+
+async def test_it_closes_with_4404_for_an_attempt_that_does_not_exist(alice):
+    await db(sitting)(alice)
+    assert await refusal_code(alice, 999999) == 4404
+
+
+async def test_it_closes_with_4409_once_the_attempt_is_submitted(alice):
+    attempt = await db(sitting)(alice)
+    await db(Attempt.objects.filter(pk=attempt.pk).update)(status=Attempt.Status.SUBMITTED)
+    assert await refusal_code(alice, attempt.pk) == 4409
+
+
+async def test_it_closes_with_4412_when_alice_has_not_enrolled_her_face(alice):
+    attempt = await db(sitting)(alice, enrolled=False)
+    assert await refusal_code(alice, attempt.pk) == 4412
+
+
+async def test_it_closes_with_4412_when_the_enrolment_came_from_another_model(alice):
+    attempt = await db(sitting)(alice)
+    await db(FaceTemplate.objects.filter(user=alice).update)(pack="insightface-buffalo_l")
+    assert await refusal_code(alice, attempt.pk) == 4412
+
+
+async def test_it_refuses_a_handshake_from_another_origin(alice):
+    attempt = await db(sitting)(alice)
+    socket = await open_socket(alice, attempt.pk, origin=b"https://evil.example")
+    connected, _ = await socket.connect()
+    assert not connected
+    assert await db(ProctoringSession.objects.count)() == 0
+
+
+# --- Events ----------------------------------------------------------------------------------------------------
+
+
+async def test_alice_gets_each_event_of_the_vocabulary(alice):
+    attempt = await db(sitting)(alice)
+    socket, ready = await join(alice, attempt.pk)
+    assert ready["resumed"] is False and ready["frame_interval_ms"] == 2000 and ready["max_frame_bytes"] == 1_000_000
+
+    events = await show(socket, "alice")
+    assert names(events) == ["FRAME_ACK", "AUTHORIZED", "ATTENTION_UPDATE"]
+    assert events[0] == {"event": "FRAME_ACK", "seq": 1}
+    assert events[-1] == {"event": "ATTENTION_UPDATE", "score": 100, "label": "Focused"}
+    assert "FACE_NOT_FOUND" in names(await show(socket, "nobody"))
+    multiple = [e for e in await show(socket, "two_faces") if e["event"] == "MULTIPLE_FACES"]
+    assert multiple[0]["count"] == 2
+    mismatch = [e for e in await show(socket, "stranger") if e["event"] == "IDENTITY_MISMATCH"]
+    assert mismatch[0]["similarity"] == 0.12
+    assert "PHONE_DETECTED" in names(await show(socket, "phone"))
+    away = [e for e in await show(socket, "looking_away") if e["event"] == "LOOKING_AWAY"]
+    assert away[0]["score"] == 10
+    assert all(e.get("message") for e in mismatch + away)
+    await socket.disconnect()
+
+    assert await db(Observation.objects.filter(session__attempt=attempt).count)() == 6
+    # Single frames are guidance, not evidence: no flag without k of n.
+    assert await db(Flag.objects.count)() == 0
+
+
+async def test_the_cooldown_holds_back_a_repeated_event(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    first = await show(socket, "phone")
+    second = await show(socket, "phone")
+    assert "PHONE_DETECTED" in names(first)
+    assert "PHONE_DETECTED" not in names(second)
+    await socket.disconnect()
+
+
+async def test_k_of_n_frames_open_a_flag_committed_with_its_snapshot_before_the_event(alice):
+    attempt = await db(sitting)(alice, k=2, n=3)
+    socket, _ = await join(alice, attempt.pk)
+    await show(socket, "nobody")
+    events = await show(socket, "nobody")
+    [event] = [e for e in events if e["event"] == "FACE_NOT_FOUND"]
+    flag = await db(Flag.objects.prefetch_related("snapshots").get)(pk=event["flag_id"])
+    assert (flag.kind, flag.status, flag.ended_at) == ("face_not_found", "open", None)
+    assert flag.details["k"] == 2 and flag.details["window"] == [1, 1]
+    assert flag.model_version == "pack=scripted@1"
+    [snapshot] = flag.snapshots.all()
+    assert snapshot_path(snapshot=snapshot).read_bytes() == frame("nobody")
+    assert (snapshot.width, snapshot.height) == (64, 48)
+
+    for _ in range(3):
+        await show(socket, "alice")
+    await socket.disconnect()
+    flag = await db(Flag.objects.get)(pk=flag.pk)
+    assert flag.ended_at is not None and flag.ended_seq == 5
+
+
+async def test_a_reconnect_resumes_the_same_session_and_its_rules_state(alice):
+    attempt = await db(sitting)(alice, k=3, n=5)
+    socket, ready = await join(alice, attempt.pk)
+    await show(socket, "phone")
+    await show(socket, "phone")
+    await socket.disconnect()
+
+    socket, again = await join(alice, attempt.pk)
+    assert again["session_id"] == ready["session_id"] and again["resumed"] is True
+    events = await show(socket, "phone")
+    [event] = [e for e in events if e["event"] == "PHONE_DETECTED"]
+    assert "flag_id" in event
+    await socket.disconnect()
+    session = await db(ProctoringSession.objects.get)(pk=ready["session_id"])
+    assert session.resumed_count == 1 and session.frames_analysed == 3
+
+
+async def test_a_new_connection_replaces_the_old_one(alice):
+    attempt = await db(sitting)(alice)
+    old, _ = await join(alice, attempt.pk)
+    new, _ = await join(alice, attempt.pk)
+    ended = await old.receive_json_from(timeout=5)
+    assert ended["event"] == "SESSION_ENDED" and ended["reason"] == "replaced"
+    await new.send_json_to({"type": "ping"})
+    assert (await new.receive_json_from())["event"] == "PONG"
+    await new.disconnect()
+    await old.disconnect()
+
+
+# --- Bad input and load ----------------------------------------------------------------------------------------
+
+
+async def test_a_corrupt_frame_is_rejected_and_the_connection_kept(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await socket.send_to(bytes_data=b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)
+    events = await until(socket, ANALYSED)
+    assert events[-1]["event"] == "FRAME_REJECTED" and events[-1]["reason"] == "corrupt"
+    assert "AUTHORIZED" in names(await show(socket, "alice"))
+    await socket.disconnect()
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert session.server_errors == 0 and session.state["windows"]["face_not_found"] == [0]
+
+
+async def test_a_50_mb_frame_is_rejected_without_reaching_the_pool(alice, inline_pool):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await socket.send_to(bytes_data=b"\xff" * (50 * 1024 * 1024))
+    event = await socket.receive_json_from(timeout=5)
+    assert event["event"] == "FRAME_REJECTED" and event["reason"] == "too_large"
+    assert inline_pool.jobs == []
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from())["event"] == "PONG"
+    await socket.disconnect()
+
+
+async def test_a_text_flood_is_ignored_with_an_error_then_closed_with_4429(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    for _ in range(400):
+        await socket.send_to(text_data='{"type":"ping"}')
+    outputs = []
+    while True:
+        message = await socket.receive_output(timeout=5)
+        if message["type"] == "websocket.close":
+            break
+        outputs.append(json.loads(message["text"])["event"])
+    assert message["code"] == 4429
+    assert outputs.count("PONG") <= 25
+    assert "ERROR" in outputs
+
+
+async def test_bad_text_messages_get_a_clear_error(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    for text in ("not json", "[1, 2]", '{"type": "dance"}', '{"type": "signal", "signal": "sneeze"}', "x" * 5000):
+        await socket.send_to(text_data=text)
+        event = await socket.receive_json_from()
+        assert event["event"] == "ERROR" and event["message"]
+    await socket.disconnect()
+
+
+async def test_frames_sent_faster_than_acknowledged_are_dropped_not_queued(alice, inline_pool):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await socket.send_to(bytes_data=frame("slow"))
+    for _ in range(4):
+        await socket.send_to(bytes_data=frame("alice"))
+    acks = [await socket.receive_json_from() for _ in range(5)]
+    assert [a["seq"] for a in acks] == [1, 2, 3, 4, 5]
+    await until(socket, {"ATTENTION_UPDATE"})  # the slow frame
+    await until(socket, {"ATTENTION_UPDATE"})  # the latest waiting frame
+    assert await socket.receive_nothing(timeout=0.5)
+    await socket.disconnect()
+    assert [job.seq for job in inline_pool.jobs] == [1, 5]
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert session.frames_dropped == 3
+    seqs = await db(lambda: list(Observation.objects.filter(session=session).values_list("seq", flat=True)))()
+    assert seqs == [1, 5]
+
+
+async def test_a_server_error_is_reported_and_never_counted_against_alice(alice):
+    attempt = await db(sitting)(alice, k=1, n=1)
+    socket, _ = await join(alice, attempt.pk)
+    events = await show(socket, "crash")
+    assert events[-1]["event"] == "ERROR"
+    await socket.disconnect()
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert session.server_errors == 1 and session.state["windows"] == {}
+    assert await db(Flag.objects.count)() == 0
+    assert await db(StreamEvent.objects.filter(kind="server_error").count)() == 1
+
+
+async def test_a_stalled_stream_is_reported_once_and_never_flagged(alice):
+    attempt = await db(sitting)(alice, frame_interval_ms=100, stall_after=2)
+    socket, _ = await join(alice, attempt.pk)
+    event = await socket.receive_json_from(timeout=2)
+    assert event["event"] == "STREAM_STALLED" and "not counted" in event["message"]
+    assert await socket.receive_nothing(timeout=0.5)
+    await show(socket, "alice")
+    await socket.disconnect()
+    kinds = await db(lambda: list(StreamEvent.objects.values_list("kind", flat=True).order_by("id")))()
+    assert kinds[:3] == ["connected", "stalled", "recovered"]
+    assert await db(Flag.objects.count)() == 0
+
+
+# --- Signals, monitor, end -------------------------------------------------------------------------------------
+
+
+async def test_browser_signals_are_recorded_as_marks(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await socket.send_json_to({"type": "signal", "signal": "tab_hidden"})
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from())["event"] == "PONG"
+    await socket.disconnect()
+    assert await db(lambda: list(BrowserSignal.objects.values_list("kind", flat=True)))() == ["tab_hidden"]
+
+
+async def test_the_live_monitor_gets_compact_status_with_a_small_thumbnail(alice):
+    attempt = await db(sitting)(alice)
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add(monitor_group(attempt.exam_id), watcher)
+    socket, _ = await join(alice, attempt.pk)
+    connected = await layer.receive(watcher)
+    assert connected["connection"] == "connected" and connected["student"] == "Alice Example"
+    await show(socket, "phone")
+    status = await layer.receive(watcher)
+    assert status["attention"] == {"score": 30, "label": "Away"}
+    assert status["alert"]["event"] == "PHONE_DETECTED"
+    assert 0 < len(status["thumbnail"]) < 20_000 * 4 / 3 + 4
+    await socket.disconnect()
+
+
+async def test_an_instructor_message_reaches_alice(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await get_channel_layer().group_send(
+        attempt_group(attempt.pk), {"type": "proctor.instructor_message", "message": "Five minutes left."}
+    )
+    assert await socket.receive_json_from() == {"event": "INSTRUCTOR_MESSAGE", "message": "Five minutes left."}
+    await socket.disconnect()
+
+
+async def test_ending_from_the_client_ends_the_session_and_closes_open_flags(alice):
+    attempt = await db(sitting)(alice, k=1, n=1)
+    socket, _ = await join(alice, attempt.pk)
+    await show(socket, "nobody")
+    await socket.send_json_to({"type": "end"})
+    ended = await socket.receive_json_from()
+    assert ended["event"] == "SESSION_ENDED" and ended["reason"] == "client_end"
+    assert (await socket.receive_output())["type"] == "websocket.close"
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert session.status == "ended"
+    assert await db(Flag.objects.filter(ended_at__isnull=True).count)() == 0
+
+
+async def test_a_submitted_attempt_ends_the_session_on_the_next_frame(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await db(Attempt.objects.filter(pk=attempt.pk).update)(status=Attempt.Status.SUBMITTED)
+    await socket.send_to(bytes_data=frame("alice"))
+    events = await until(socket, {"SESSION_ENDED"})
+    assert events[-1] == {
+        "event": "SESSION_ENDED",
+        "reason": "attempt_closed",
+        "message": "Your attempt has ended, so proctoring has stopped.",
+    }
+
+
+def test_the_fake_analyzer_is_only_wired_here():
+    # Guard: the scripted analyzer must never be the default outside these tests.
+    assert os.environ.get("INFERENCE_ANALYZER", "") in ("", "tests.proctoring.fakes:scripted_analyzer")
