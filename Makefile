@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test deps test-deps models evalset migrate seed serve lint bench clean
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint bench clean yolo-venv
 
 demo: deps models migrate seed serve
 
@@ -48,6 +48,17 @@ seed: migrate
 serve:
 	@echo "==> Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The YOLO pack's export and test stack (ultralytics + torch, about 6 GB, 80 s from this disk) in its own venv, so
+# that the main venv and the inference workers never carry torch. See requirements-yolo.txt.
+YOLO_VENV ?= .venv-yolo
+$(YOLO_VENV)/.deps: requirements-yolo.txt
+	@echo "==> Installing the YOLO export stack into $(YOLO_VENV)"
+	$(PYTHON) -m venv $(YOLO_VENV)
+	$(YOLO_VENV)/bin/python -m pip --disable-pip-version-check install -r requirements-yolo.txt
+	@touch $@
+
+yolo-venv: $(YOLO_VENV)/.deps
 
 lint: test-deps
 	$(VENV)/bin/ruff check .

@@ -307,11 +307,19 @@ def _fetch_source(pf: PackFile, *, cache: Path, operator_dir: Path | None, progr
                 f"{pf.name} must come from a directory you provide: `python manage.py models install PACK --from DIR`"
                 f"{hint}"
             )
-        path = Path(directory) / src["path"]
+        given = Path(directory)
+        # A one-file source ("accept_file": true, the YOLO pack's .pt or .onnx) also takes `--from FILE`.
+        path = given if (src.get("accept_file") and given.is_file()) else given / src["path"]
         if not path.is_file():
             raise ModelPackError(f"{pf.name}: {path} does not exist in the operator directory {directory}")
         return path
     if kind == "url":
+        if operator_dir is not None:
+            # Offline machines: the operator unpacked the archive (e.g. buffalo_l.zip) and passes `--from DIR`.
+            path = Path(operator_dir) / (src.get("path") or src["url"].rsplit("/", 1)[-1])
+            if not path.is_file():
+                raise ModelPackError(f"{pf.name}: {path} does not exist in the operator directory {operator_dir}")
+            return path
         return _url_file(src["url"], src.get("path"), cache=cache / "url", progress=progress)
     raise ModelPackError(f"{pf.name}: unknown source kind {kind!r}")
 
@@ -495,6 +503,17 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
         except Exception as exc:
             raise ModelPackError(f"{pf.name}: OpenVINO conversion failed: {exc!r}") from exc
         return [out, out.with_suffix(".bin")]
+    if kind == "plugin":
+        # A pack's own conversion, "module:function(src, out, spec, progress) -> [outputs]": the YOLO pack exports
+        # a .pt to ONNX through ultralytics in its own venv.
+        import importlib
+
+        module_name, _, attr = str(conv.get("function", "")).partition(":")
+        try:
+            convert = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ModelPackError(f"{pf.name}: conversion {conv.get('function')!r} cannot be imported: {exc}") from exc
+        return convert(src, out, conv, progress)
     raise ModelPackError(f"{pf.name}: unknown conversion {kind!r}")
 
 
