@@ -12,7 +12,7 @@ PORT ?= 8000
 
 demo: deps models migrate seed serve
 
-test: test-deps models evalset
+test: test-deps models evalset yolo-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(VENV)/bin/python:
