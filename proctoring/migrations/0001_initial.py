@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,21 +14,28 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='FaceTemplate',
+            name="FaceTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pack', models.CharField(max_length=64)),
-                ('model_id', models.CharField(max_length=128)),
-                ('embedding', models.BinaryField()),
-                ('dim', models.PositiveIntegerField()),
-                ('neutral_yaw', models.FloatField(default=0.0)),
-                ('neutral_pitch', models.FloatField(default=0.0)),
-                ('neutral_roll', models.FloatField(default=0.0)),
-                ('frames_used', models.PositiveIntegerField(default=0)),
-                ('quality', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='face_template', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pack", models.CharField(max_length=64)),
+                ("model_id", models.CharField(max_length=128)),
+                ("embedding", models.BinaryField()),
+                ("dim", models.PositiveIntegerField()),
+                ("neutral_yaw", models.FloatField(default=0.0)),
+                ("neutral_pitch", models.FloatField(default=0.0)),
+                ("neutral_roll", models.FloatField(default=0.0)),
+                ("frames_used", models.PositiveIntegerField(default=0)),
+                ("quality", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="face_template",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]

@@ -6,25 +6,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('proctoring', '0002_live_sessions_flags_evidence'),
+        ("proctoring", "0002_live_sessions_flags_evidence"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConsentRecord',
+            name="ConsentRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('notice_version', models.CharField(max_length=32)),
-                ('accepted', models.BooleanField()),
-                ('recorded_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='proctoring_consents', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("notice_version", models.CharField(max_length=32)),
+                ("accepted", models.BooleanField()),
+                ("recorded_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="proctoring_consents",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-recorded_at', '-id'],
-                'indexes': [models.Index(fields=['user', 'notice_version', '-recorded_at'], name='consent_user_version')],
+                "ordering": ["-recorded_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["user", "notice_version", "-recorded_at"], name="consent_user_version")
+                ],
             },
         ),
     ]

@@ -6,82 +6,167 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exams', '0001_initial'),
-        ('proctoring', '0003_consentrecord'),
+        ("exams", "0001_initial"),
+        ("proctoring", "0003_consentrecord"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InstructorMessage',
+            name="InstructorMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.CharField(max_length=500)),
-                ('sent_at', models.DateTimeField(auto_now_add=True)),
-                ('attempt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instructor_messages', to='exams.attempt')),
-                ('sender', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.CharField(max_length=500)),
+                ("sent_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="instructor_messages",
+                        to="exams.attempt",
+                    ),
+                ),
+                (
+                    "sender",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sent_at', 'id'],
+                "ordering": ["sent_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RescoreRun',
+            name="RescoreRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('settings_before', models.JSONField(blank=True, default=dict)),
-                ('settings_after', models.JSONField(blank=True, default=dict)),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('applied_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('exam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rescore_runs', to='exams.exam')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("settings_before", models.JSONField(blank=True, default=dict)),
+                ("settings_after", models.JSONField(blank=True, default=dict)),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                ("applied_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "exam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="rescore_runs", to="exams.exam"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-applied_at', '-id'],
+                "ordering": ["-applied_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='FlagWithdrawal',
+            name="FlagWithdrawal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('flag', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='withdrawal', to='proctoring.flag')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='withdrawals', to='proctoring.rescorerun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "flag",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="withdrawal", to="proctoring.flag"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="withdrawals",
+                        to="proctoring.rescorerun",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='FlagDecision',
+            name="FlagDecision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('flag_ref', models.PositiveBigIntegerField()),
-                ('attempt_id', models.PositiveBigIntegerField(null=True)),
-                ('action', models.CharField(choices=[('confirm', 'Confirmed'), ('dismiss', 'Dismissed'), ('reopen', 'Reopened'), ('rescore_create', 'Raised by re-scoring'), ('rescore_update', 'Updated by re-scoring'), ('rescore_withdraw', 'Withdrawn by re-scoring'), ('rescore_restore', 'Restored by re-scoring')], max_length=32)),
-                ('from_status', models.CharField(blank=True, max_length=16)),
-                ('to_status', models.CharField(blank=True, max_length=16)),
-                ('note', models.TextField(blank=True)),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='flag_decisions', to=settings.AUTH_USER_MODEL)),
-                ('flag', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='decisions', to='proctoring.flag')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='decisions', to='proctoring.rescorerun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("flag_ref", models.PositiveBigIntegerField()),
+                ("attempt_id", models.PositiveBigIntegerField(null=True)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("confirm", "Confirmed"),
+                            ("dismiss", "Dismissed"),
+                            ("reopen", "Reopened"),
+                            ("rescore_create", "Raised by re-scoring"),
+                            ("rescore_update", "Updated by re-scoring"),
+                            ("rescore_withdraw", "Withdrawn by re-scoring"),
+                            ("rescore_restore", "Restored by re-scoring"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("from_status", models.CharField(blank=True, max_length=16)),
+                ("to_status", models.CharField(blank=True, max_length=16)),
+                ("note", models.TextField(blank=True)),
+                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="flag_decisions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="decisions",
+                        to="proctoring.flag",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="decisions",
+                        to="proctoring.rescorerun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='FlagResponse',
+            name="FlagResponse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('flag', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='responses', to='proctoring.flag')),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='flag_responses', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="responses", to="proctoring.flag"
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="flag_responses",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('flag', 'student'), name='one_response_per_flag_and_student')],
+                "ordering": ["created_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("flag", "student"), name="one_response_per_flag_and_student")
+                ],
             },
         ),
     ]

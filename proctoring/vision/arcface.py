@@ -52,12 +52,12 @@ class ArcFaceEmbedder(FaceEmbedder):
             raise ValueError("ArcFace alignment needs 5 keypoints")
         matrix = similarity_transform(np.asarray(face.keypoints[:5]), ARCFACE_TEMPLATE)
         crop = cv2.warpAffine(image, matrix, (112, 112), borderValue=0.0)
-        if self.params.get("rgb", True):
-            crop = crop[:, :, ::-1]
         mean = float(self.params.get("input_mean", 127.5))
         std = float(self.params.get("input_std", 127.5))
-        tensor = ((crop.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
-        return np.ascontiguousarray(tensor), {}
+        tensor = cv2.dnn.blobFromImage(
+            crop, 1.0 / std, None, (mean, mean, mean), swapRB=bool(self.params.get("rgb", True))
+        )
+        return tensor, {}
 
     def infer(self, tensors: np.ndarray) -> np.ndarray:
         return self.run_session(tensors)[0]

@@ -93,12 +93,13 @@ class BlazeFaceDetector(FaceDetector):
         side = max(h, w)
         scale = size / side
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        resized = shrink(image, (nw, nh))
         pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
-        canvas = np.zeros((size, size, 3), dtype=np.uint8)
-        canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
-        rgb = canvas[:, :, ::-1].astype(np.float32)
-        tensor = (rgb * (1.0 / 127.5) - 1.0).transpose(2, 0, 1)[None]
+        canvas = cv2.copyMakeBorder(
+            resized, pad_y, size - nh - pad_y, pad_x, size - nw - pad_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+        )
+        # (x - 127.5) / 127.5 in RGB, NCHW, in one C++ pass.
+        tensor = cv2.dnn.blobFromImage(canvas, 1.0 / 127.5, None, (127.5, 127.5, 127.5), swapRB=True)
         return np.ascontiguousarray(tensor), {"scale": scale, "pad": (pad_x, pad_y), "size": size, "image": (w, h)}
 
     def infer(self, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +140,19 @@ class BlazeFaceDetector(FaceDetector):
             faces.append(Face(box=_round4(x1, y1, x2, y2), score=round(float(sc[members[0]]), 4), keypoints=five(pts)))
         faces.sort(key=lambda f: -f.score)
         return faces[: int(self.params.get("max_faces", 16))]
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Downscale with anti-aliasing, cheaply: halve with pyrDown while more than 2x too big, then bilinear.
+
+    Plain bilinear from 1280 px to 192 px aliases small faces away (one of six faces lost in a group photo);
+    INTER_AREA keeps them but costs about 2.5 ms on a 640x480 frame, pyrDown + bilinear about 0.3 ms.
+    """
+    import cv2
+
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        image = cv2.pyrDown(image)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, *, iou: float) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -30,10 +30,8 @@ class SSDMobileNetDetector(ObjectDetector):
         h, w = image.shape[:2]
         # The model was trained on stretched (not letterboxed) 300x300 inputs; its boxes are normalised, so they
         # map back to the frame by its own width and height.
-        resized = cv2.resize(
-            image, (size, size), interpolation=cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
-        )
-        return np.ascontiguousarray(resized[None, :, :, ::-1]), {"image": (w, h)}
+        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)[None], {"image": (w, h)}
 
     def infer(self, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         result = self.session(tensors)

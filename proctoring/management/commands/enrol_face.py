@@ -1,0 +1,51 @@
+"""`python manage.py enrol_face USERNAME IMAGE...`: enrol a student's face from photos (an admin holding ID photos).
+
+The same service and quality checks as the enrolment page; re-running replaces the template.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from proctoring.management.commands.proctor_analyze import read_image
+from proctoring.vision.packs import ModelPackError
+
+
+class Command(BaseCommand):
+    help = "Enrol USERNAME's face from one or more photos (each must show only that person, facing the camera)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("images", type=Path, nargs="+")
+        parser.add_argument("--min-frames", type=int, default=None, help="photos that must pass (default: all, max 3)")
+
+    def handle(self, *args, username: str, images: list[Path], min_frames: int | None, **options):
+        from proctoring.services.enrolment import face_enrol
+        from proctoring.vision.pipeline import get_analyzer
+
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no user named {username!r}")
+        frames = [read_image(path) for path in images]
+        try:
+            analyzer = get_analyzer()
+        except ModelPackError as exc:
+            raise CommandError(str(exc)) from exc
+        needed = min_frames if min_frames is not None else min(3, len(frames))
+        result = face_enrol(user=user, images=frames, min_frames=needed, analyzer=analyzer)
+        for index, reason, message in result.rejections:
+            self.stdout.write(f"{images[index]}: rejected ({reason}): {message}")
+        if result.template is None:
+            raise CommandError(
+                f"{result.accepted} of {len(frames)} photos passed; {needed} needed. Nothing was stored."
+            )
+        t = result.template
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Enrolled {username} from {result.accepted} photo(s) with {t.pack}/{t.model_id}; neutral pose "
+                f"yaw {t.neutral_yaw:.1f}, pitch {t.neutral_pitch:.1f}, roll {t.neutral_roll:.1f}"
+            )
+        )

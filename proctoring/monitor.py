@@ -1,0 +1,123 @@
+"""The instructor's live monitor WebSocket at /ws/monitor/<exam_id>/.
+
+Only the exam's instructor (or an admin) may connect. The socket joins the exam's monitor group, where every
+student's proctoring consumer posts a compact status (proctoring.consumers.MonitorStatus), and relays those to the
+page. The instructor can send one student a message: it is recorded first (InstructorMessage), then delivered to
+the student's sockets through the attempt's group, where the proctoring consumer turns it into INSTRUCTOR_MESSAGE.
+
+Refusals close with 4401 (not signed in) or 4403 (not your exam, or no such exam: ids reveal nothing).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypedDict
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from exams.models import Exam
+from proctoring.consumers import attempt_group, monitor_group
+from proctoring.selectors_review import exam_active_sessions
+from proctoring.services.review import ReviewError, instructor_message_create, user_can_review_exam
+
+# An instructor typing can't send more than this many messages per minute: a stuck key must not flood a student.
+MESSAGES_PER_MINUTE = 20
+MAX_TEXT_BYTES = 4096
+
+
+class SnapshotEvent(TypedDict):
+    event: str  # "SNAPSHOT"
+    exam_id: int
+    tiles: list[dict[str, Any]]
+
+
+def _exam_if_allowed(exam_id: int, user: Any) -> Exam | None:
+    exam = Exam.objects.filter(pk=exam_id).first()
+    if exam is None or user is None or not user_can_review_exam(user=user, exam=exam):
+        return None
+    return exam
+
+
+class MonitorConsumer(AsyncJsonWebsocketConsumer):
+    exam_id: int | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        exam_id = int(self.scope["url_route"]["kwargs"]["exam_id"])
+        # Accept, then close with a code, so the page can tell "sign in again" from "not yours" (see consumers.py).
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=4401)
+            return
+        exam = await database_sync_to_async(_exam_if_allowed)(exam_id, user)
+        if exam is None:
+            await self.accept()
+            await self.close(code=4403)
+            return
+        self.exam_id = exam.pk
+        self.user = user
+        self.sent: list[float] = []
+        await self.channel_layer.group_add(monitor_group(exam.pk), self.channel_name)
+        await self.accept()
+        tiles = await database_sync_to_async(exam_active_sessions)(exam=exam)
+        snapshot: SnapshotEvent = {"event": "SNAPSHOT", "exam_id": exam.pk, "tiles": tiles}
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        if self.exam_id is not None:
+            await self.channel_layer.group_discard(monitor_group(self.exam_id), self.channel_name)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        if len(text_data) > MAX_TEXT_BYTES:
+            return None
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.exam_id is None:
+            return
+        if not isinstance(content, dict):
+            await self.send_json({"event": "ERROR", "message": "Messages must be JSON objects."})
+            return
+        if content.get("type") == "ping":
+            await self.send_json({"event": "PONG"})
+        elif content.get("type") == "message":
+            await self._send_message(content)
+        else:
+            await self.send_json({"event": "ERROR", "message": "Unknown message type; expected message or ping."})
+
+    async def _send_message(self, content: dict[str, Any]) -> None:
+        now = time.monotonic()
+        self.sent = [t for t in self.sent if now - t < 60]
+        if len(self.sent) >= MESSAGES_PER_MINUTE:
+            await self.send_json({"event": "ERROR", "message": "Too many messages this minute; wait a moment."})
+            return
+        attempt_id = content.get("attempt_id")
+        if isinstance(attempt_id, bool) or not isinstance(attempt_id, int):
+            await self.send_json({"event": "ERROR", "message": "attempt_id must be a number."})
+            return
+        try:
+            record = await database_sync_to_async(instructor_message_create)(
+                attempt_id=attempt_id, sender=self.user, text=str(content.get("message", "")), exam_id=self.exam_id
+            )
+        except ReviewError as exc:
+            await self.send_json({"event": "ERROR", "attempt_id": attempt_id, "message": exc.message})
+            return
+        self.sent.append(now)
+        await self.channel_layer.group_send(
+            attempt_group(attempt_id), {"type": "proctor.instructor_message", "message": record.text}
+        )
+        await self.send_json(
+            {"event": "MESSAGE_SENT", "attempt_id": attempt_id, "message_id": record.pk, "message": record.text}
+        )
+
+    # --- Channel layer -> this socket ------------------------------------------------------------------------
+
+    async def monitor_status(self, event: dict[str, Any]) -> None:
+        """A student's proctoring consumer reports connection, attention, latest alert and (sometimes) a thumbnail."""
+        status = {k: v for k, v in event.items() if k != "type"}
+        await self.send_json({"event": "STATUS", **status})
