@@ -248,8 +248,10 @@ function lockPage(message, { title = "This attempt has ended" } = {}) {
   locked = true;
   for (const fs of fieldsets) fs.disabled = true;
   for (const button of form.querySelectorAll("button")) button.disabled = true;
+  form.querySelector(".exam-actions").hidden = true;
   if (dialog.open) dialog.close();
   statusEl.textContent = "";
+  delete statusEl.dataset.state;
   document.getElementById("time-up-title").textContent = title;
   timeUpText.textContent = message;
   timeUpPanel.hidden = false;
@@ -263,7 +265,7 @@ async function timeUp() {
   for (const fs of fieldsets) clearTimeout(states.get(fs).timer);
   await Promise.race([flushAll(), new Promise((resolve) => setTimeout(resolve, 4000))]);
   // 2. Submit; the server would expire the attempt anyway, this just makes the result immediate.
-  let message = "Time is up. Your answers saved before the deadline have been submitted.";
+  let message = "Your answers saved before the deadline have been submitted.";
   try {
     const response = await fetch(form.dataset.submitUrl, {
       method: "POST",
@@ -272,7 +274,7 @@ async function timeUp() {
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
   } catch {
-    message = "Time is up. Your answers saved before the deadline count. Open your results to check the submission.";
+    message = "Your answers saved before the deadline count. Open your results to check the submission.";
   }
   // 3. Lock the page and say so, calmly, moving focus to the message.
   lockPage(message, { title: "Time is up" });

@@ -156,3 +156,80 @@ def test_student1_sits_the_demo_exam_with_the_keyboard_only(transactional_db, li
     attempt.refresh_from_db()
     assert attempt.status == Attempt.Status.SUBMITTED
     assert attempt.score == 4 and attempt.fully_graded is False
+
+
+# Shifts the page's clock two hours ahead, as on a student's badly set computer.
+SKEWED_CLOCK = """
+(() => {
+  const realNow = Date.now.bind(Date);
+  Date.now = () => realNow() + 2 * 3600 * 1000;
+})();
+"""
+
+
+@pytest.mark.browser
+def test_the_page_counts_down_on_the_servers_clock_and_locks_calmly_when_time_is_up(
+    transactional_db, live_server, monkeypatch
+):
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        service_missing("playwright (the Python package) is not installed")
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from exams import services
+    from tests.factories import DEFAULT_PASSWORD
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    call_command("seed_demo", "--password", DEFAULT_PASSWORD, stdout=open(os.devnull, "w"))
+    exam = Exam.objects.get(title="Demo exam")
+    Exam.objects.filter(pk=exam.pk).update(proctoring_enabled=False)
+    from accounts.models import User
+
+    attempt = services.attempt_start(exam=exam, student=User.objects.get(username="student2"))
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.add_init_script(SKEWED_CLOCK)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.set_default_timeout(15_000)
+        try:
+            page.goto(f"{live_server.url}/accounts/login/")
+            page.fill("#id_username", "student2")
+            page.fill("#id_password", DEFAULT_PASSWORD)
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{live_server.url}/")
+            # 63 seconds left: the one-minute announcement comes within a few seconds.
+            Attempt.objects.filter(pk=attempt.pk).update(deadline=timezone.now() + timedelta(seconds=63))
+            page.goto(f"{live_server.url}/attempts/{attempt.id}/")
+            # The client's clock is two hours fast, yet the countdown shows the server's minute.
+            assert 55 <= _seconds(page.inner_text("#timer")) <= 63
+            expect(page.locator("#timer-announcer")).to_have_text("1 minute left.", timeout=5_000)
+
+            # Now only 3 seconds are left: the page sends the answer, submits, locks and says so.
+            Attempt.objects.filter(pk=attempt.pk).update(deadline=timezone.now() + timedelta(seconds=3))
+            page.reload()
+            page.get_by_label("Mercury").check()
+            expect(page.locator("#time-up")).to_be_visible(timeout=10_000)
+            expect(page.locator("#time-up-title")).to_have_text("Time is up")
+            expect(page.locator("#time-up-text")).to_contain_text("have been submitted")
+            assert page.evaluate("document.activeElement.id") == "time-up"
+            expect(page.get_by_label("Venus")).to_be_disabled()
+            page.screenshot(path=str(ARTIFACTS / "4-time-up.png"), full_page=True)
+            page.get_by_role("link", name="See your results").click()
+            expect(page.locator("#score")).to_have_text("1 of 7 points")
+        finally:
+            browser.close()
+
+    assert not errors, errors
+    attempt.refresh_from_db()
+    assert attempt.status in (Attempt.Status.SUBMITTED, Attempt.Status.EXPIRED)
+    assert attempt.score == 1
