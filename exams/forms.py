@@ -114,6 +114,8 @@ class ChoiceForm(forms.Form):
     is_correct = forms.BooleanField(label="Correct", required=False)
 
 
+# A new question gets four blank rows; an existing one its choices plus two.
+NewChoiceFormSet = forms.formset_factory(ChoiceForm, extra=4, can_delete=True, max_num=20, absolute_max=40)
 ChoiceFormSet = forms.formset_factory(ChoiceForm, extra=2, can_delete=True, max_num=20, absolute_max=40)
 
 
@@ -136,7 +138,7 @@ class EnrolForm(forms.Form):
         label="Pick students",
     )
     identifiers = forms.CharField(
-        label="Or paste usernames or emails",
+        label="Usernames or emails",
         help_text="One per line, or separated by commas.",
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,

@@ -21,7 +21,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from . import selectors, services
 from .exceptions import ExamRuleError
-from .forms import ChoiceFormSet, EnrolForm, ExamForm, ExtraTimeForm, GradeForm, QuestionForm, choice_specs
+from .forms import (
+    ChoiceFormSet,
+    EnrolForm,
+    ExamForm,
+    ExtraTimeForm,
+    GradeForm,
+    NewChoiceFormSet,
+    QuestionForm,
+    choice_specs,
+)
 from .models import Answer, Attempt, Exam, Question
 
 
@@ -117,7 +126,8 @@ def _question_page(
         initial = {"kind": question.kind, "text": question.text, "points": question.points}
         initial_choices = [{"id": c.id, "text": c.text, "is_correct": c.is_correct} for c in question.choices.all()]
     form = QuestionForm(request.POST or None, initial=initial)
-    formset = ChoiceFormSet(request.POST or None, initial=initial_choices, prefix="choices")
+    formset_class = NewChoiceFormSet if question is None else ChoiceFormSet
+    formset = formset_class(request.POST or None, initial=initial_choices, prefix="choices")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         data = form.cleaned_data
         fields = {
