@@ -93,7 +93,7 @@ function announce(text, assertive) {
   setTimeout(() => { region.textContent = text; }, 50);
 }
 
-function notify(event, text, { assertive = false } = {}) {
+function notify(event, text, { assertive = false, flagId = null } = {}) {
   const now = Date.now();
   const first = alerts.firstElementChild;
   if (first && first.dataset.event === event && first.dataset.text === text) {
@@ -102,12 +102,15 @@ function notify(event, text, { assertive = false } = {}) {
     first.dataset.count = String(count);
     first.querySelector(".alert-count").textContent = ` (×${count})`;
     first.querySelector("time").textContent = new Date(now).toLocaleTimeString();
+    if (flagId != null) first.dataset.flagId = String(flagId);
   } else {
     const item = document.createElement("li");
     item.className = `alert alert-${SEVERITY[event] || "info"}`;
     item.dataset.event = event;
     item.dataset.text = text;
     item.dataset.count = "1";
+    // The server noted this for a person to review (CONTRACTS.md: events that open a flag carry flag_id).
+    if (flagId != null) item.dataset.flagId = String(flagId);
     const time = document.createElement("time");
     time.dateTime = new Date(now).toISOString();
     time.textContent = new Date(now).toLocaleTimeString();
@@ -234,7 +237,7 @@ function onMessage(message) {
         if (["FACE_NOT_FOUND", "MULTIPLE_FACES", "IDENTITY_MISMATCH", "PHONE_DETECTED", "LOOKING_AWAY"].includes(event)) {
           lastProblem = event;
         }
-        notify(event, data.message || MESSAGES[event] || "Notice from the proctoring server.");
+        notify(event, data.message || MESSAGES[event] || "Notice from the proctoring server.", { flagId: data.flag_id });
       }
   }
 }

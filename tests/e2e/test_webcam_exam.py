@@ -137,7 +137,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     }
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "examsite.settings",
+            "DJANGO_SETTINGS_MODULE": os.getenv("E2E_SETTINGS_MODULE", "examsite.settings"),
             "DEBUG": "true",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "INFERENCE_POOL": "local",
@@ -229,9 +229,10 @@ class Phase:
         return self.page.eval_on_selector_all("#proctor-alerts li", "items => items.map(li => li.dataset.event)")
 
 
-def wait_for_event(phase: Phase, event: str, timeout: int = EVENT_TIMEOUT_MS) -> str:
-    item = phase.page.wait_for_selector(f'#proctor-alerts li[data-event="{event}"]', timeout=timeout)
-    return item.inner_text()
+def wait_for_event(phase: Phase, event: str, timeout: int = EVENT_TIMEOUT_MS, *, flagged: bool = False) -> str:
+    """Wait until the panel shows `event`; with flagged, until it shows the one that opened a flag (k of n)."""
+    selector = f'#proctor-alerts li[data-event="{event}"]' + ("[data-flag-id]" if flagged else "")
+    return phase.page.wait_for_selector(selector, timeout=timeout).inner_text()
 
 
 def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips: dict[str, Path]):
@@ -301,7 +302,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.goto(f"{url}/attempts/{attempt_id}/")
             page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
             assert "session continues" in page.inner_text("#proctor-connection")
-            text = wait_for_event(phase, expected)
+            text = wait_for_event(phase, expected, flagged=True)
             assert text.strip(), expected
             phase.shot("exam")
             shown[clip_name] = phase.events_shown()
@@ -309,7 +310,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
                 state = phase.close()
 
         # 6. Answer and submit; the exam is never ended by the page itself.
-        page.check("text=4")
+        page.get_by_role("radio", name="4", exact=True).check()
         page.click("#submit-open")
         page.click("#confirm-submit")
         page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/results/"))
