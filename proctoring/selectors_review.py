@@ -313,7 +313,8 @@ def exam_active_sessions(*, exam: Exam) -> list[dict]:
             {
                 "attempt_id": session.attempt_id,
                 "session_id": session.pk,
-                "student": str(session.attempt.student),
+                # The same name the proctoring consumer puts in its status, so a tile keeps one title.
+                "student": session.attempt.student.get_full_name() or session.attempt.student.get_username(),
                 "connected": session.last_frame_at is not None,
                 "attention": last["attention"] if last else None,
                 "label": rules.attention_label(last["attention"]) if last else None,

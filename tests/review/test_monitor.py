@@ -1,0 +1,188 @@
+"""The instructor's live monitor socket, through the real ASGI stack (origin check, session auth, routing), with the
+real proctoring consumer on the students' side. The frames are analysed by the scripted wiring analyzer of the
+consumer tests (tests/proctoring/fakes.py); this tests wiring, not vision."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.utils import timezone
+
+from exams.models import Attempt
+from examsite.asgi import application
+from proctoring import pool as pool_module
+from proctoring.models import InstructorMessage, ProctoringSession
+from proctoring.pool.base import worker_init
+from tests.factories import EnrollmentFactory, ExamFactory
+from tests.proctoring.test_consumer import InlinePool, enrol, show
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+db = sync_to_async
+
+
+@pytest.fixture(autouse=True)
+def inline_pool():
+    worker_init(analyzer_path="tests.proctoring.fakes:scripted_analyzer")
+    previous = pool_module.set_pool(InlinePool())
+    yield
+    pool_module.set_pool(previous)
+
+
+def cookie_for(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+async def socket_for(user, path: str) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://testserver")]
+    if user is not None:
+        headers.append((b"cookie", f"sessionid={await db(cookie_for)(user)}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def sitting(exam, student) -> Attempt:
+    EnrollmentFactory(exam=exam, student=student)
+    enrol(student)
+    now = timezone.now()
+    return Attempt.objects.create(exam=exam, student=student, started_at=now, deadline=now + timedelta(hours=1))
+
+
+async def monitor_of(user, exam_id: int) -> tuple[WebsocketCommunicator, dict]:
+    socket = await socket_for(user, f"/ws/monitor/{exam_id}/")
+    connected, _ = await socket.connect()
+    assert connected
+    return socket, await socket.receive_json_from(timeout=5)
+
+
+async def refusal(user, exam_id: int) -> int:
+    socket = await socket_for(user, f"/ws/monitor/{exam_id}/")
+    connected, _ = await socket.connect()
+    assert connected
+    message = await socket.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def proctor(user, attempt_id: int) -> WebsocketCommunicator:
+    socket = await socket_for(user, f"/ws/proctor/{attempt_id}/")
+    connected, _ = await socket.connect()
+    assert connected
+    ready = await socket.receive_json_from(timeout=5)
+    assert ready["event"] == "READY", ready
+    return socket
+
+
+async def statuses_until(monitor: WebsocketCommunicator, done) -> list[dict]:
+    seen: list[dict] = []
+    while not done(seen):
+        event = await monitor.receive_json_from(timeout=5)
+        if event["event"] == "STATUS":
+            seen.append(event)
+    return seen
+
+
+async def test_the_monitor_refuses_anyone_but_the_exams_instructor(alice, diana, exam):
+    assert await refusal(None, exam.pk) == 4401
+    assert await refusal(alice, exam.pk) == 4403
+    assert await refusal(diana, exam.pk) == 4403
+    assert await refusal(diana, 999_999) == 4403  # an id that does not exist reads the same
+
+
+async def test_charlie_gets_the_students_streaming_now_on_connect(charlie, alice, exam):
+    attempt = await db(sitting)(exam, alice)
+    await db(ProctoringSession.objects.create)(attempt=attempt, started_at=timezone.now())
+    monitor, snapshot = await monitor_of(charlie, exam.pk)
+    assert snapshot["event"] == "SNAPSHOT"
+    assert [t["attempt_id"] for t in snapshot["tiles"]] == [attempt.pk]
+    assert snapshot["tiles"][0]["student"] == "Alice Adams"
+    await monitor.disconnect()
+
+
+async def test_two_streaming_students_appear_and_a_message_reaches_only_alice(charlie, alice, bob, exam):
+    alice_attempt = await db(sitting)(exam, alice)
+    bob_attempt = await db(sitting)(exam, bob)
+    monitor, snapshot = await monitor_of(charlie, exam.pk)
+    assert snapshot["tiles"] == []
+
+    alice_socket = await proctor(alice, alice_attempt.pk)
+    bob_socket = await proctor(bob, bob_attempt.pk)
+    await show(alice_socket, "alice")
+    await show(bob_socket, "phone")
+    statuses = await statuses_until(
+        monitor,
+        lambda seen: (
+            {s["attempt_id"] for s in seen if s.get("attention")} == {alice_attempt.pk, bob_attempt.pk}
+            and any(s.get("alert") for s in seen)
+        ),
+    )
+    by_attempt = {s["attempt_id"]: s for s in statuses if s.get("attention")}
+    assert by_attempt[alice_attempt.pk]["student"] == "Alice Adams"
+    assert by_attempt[alice_attempt.pk]["attention"]["label"] == "Focused"
+    assert by_attempt[bob_attempt.pk]["attention"]["label"] == "Away"
+    assert any(s.get("alert", {}).get("event") == "PHONE_DETECTED" for s in statuses)
+    assert any(s.get("thumbnail") for s in statuses)  # the first frame of each student carries one
+
+    await monitor.send_json_to(
+        {"type": "message", "attempt_id": alice_attempt.pk, "message": "Please face the camera."}
+    )
+    sent = await monitor.receive_json_from(timeout=5)
+    while sent["event"] == "STATUS":
+        sent = await monitor.receive_json_from(timeout=5)
+    assert sent["event"] == "MESSAGE_SENT" and sent["attempt_id"] == alice_attempt.pk
+    assert await alice_socket.receive_json_from(timeout=5) == {
+        "event": "INSTRUCTOR_MESSAGE",
+        "message": "Please face the camera.",
+    }
+    assert await bob_socket.receive_nothing(timeout=0.3)
+    record = await db(InstructorMessage.objects.select_related("sender").get)()
+    assert (record.attempt_id, record.sender.username, record.text) == (
+        alice_attempt.pk,
+        "charlie",
+        "Please face the camera.",
+    )
+    for socket in (alice_socket, bob_socket, monitor):
+        await socket.disconnect()
+
+
+async def test_messages_to_other_exams_finished_attempts_or_garbage_are_refused(charlie, alice, bob, exam):
+    other_exam = await db(ExamFactory)(owner=charlie)
+    elsewhere = await db(sitting)(other_exam, bob)
+    finished = await db(sitting)(exam, alice)
+    finished.status = Attempt.Status.SUBMITTED
+    await db(finished.save)()
+    monitor, _ = await monitor_of(charlie, exam.pk)
+    for payload, text in [
+        ({"type": "message", "attempt_id": elsewhere.pk, "message": "Hi"}, "No such attempt in this exam."),
+        ({"type": "message", "attempt_id": finished.pk, "message": "Hi"}, "finished the exam"),
+        ({"type": "message", "attempt_id": finished.pk, "message": "   "}, "Write a message first."),
+        ({"type": "message", "attempt_id": "1", "message": "Hi"}, "attempt_id must be a number"),
+        ({"type": "shout"}, "Unknown message type"),
+    ]:
+        await monitor.send_json_to(payload)
+        reply = await monitor.receive_json_from(timeout=5)
+        assert reply["event"] == "ERROR" and text in reply["message"], (payload, reply)
+    await monitor.send_to(text_data="not json")
+    assert (await monitor.receive_json_from(timeout=5))["event"] == "ERROR"
+    assert not await db(InstructorMessage.objects.exists)()
+    await monitor.disconnect()
+
+
+async def test_a_status_posted_to_the_exams_group_reaches_the_monitor(charlie, exam):
+    from channels.layers import get_channel_layer
+
+    from proctoring.consumers import monitor_group
+
+    monitor, _ = await monitor_of(charlie, exam.pk)
+    await get_channel_layer().group_send(
+        monitor_group(exam.pk),
+        {"type": "monitor.status", "attempt_id": 5, "student": "x", "connection": "stalled", "at": 1.0},
+    )
+    event = await asyncio.wait_for(monitor.receive_json_from(), 5)
+    assert event == {"event": "STATUS", "attempt_id": 5, "student": "x", "connection": "stalled", "at": 1.0}
+    await monitor.disconnect()
