@@ -71,6 +71,7 @@ const states = new Map(
 );
 let lastSavedAt = null;
 let shownStatus = "";
+let signedOut = false;
 
 function payload(fs) {
   const body = new URLSearchParams();
@@ -88,10 +89,11 @@ function renderStatus() {
   let text;
   const refused = all.find((st) => st.error);
   if (refused) text = `Not saved: ${refused.error}`;
+  else if (signedOut) text = "Not saved — you have been signed out. Sign in again in another tab; we keep retrying.";
   else if (all.some((st) => st.failures > 0)) text = "Not saved — retrying";
   else if (all.some((st) => st.dirty || st.inFlight)) text = "Saving…";
   else if (lastSavedAt) text = `Saved at ${lastSavedAt.toLocaleTimeString([], { hour12: false })}`;
-  else text = "Your answers save automatically.";
+  else text = "";
   if (text !== shownStatus) {
     // Writing only on a change keeps the live region to one announcement per state, not one per keystroke.
     shownStatus = text;
@@ -132,7 +134,11 @@ async function send(fs, { keepalive = false } = {}) {
       credentials: "same-origin",
       keepalive,
     });
+    // An expired session answers with the login page (a redirect), not JSON: keep the answer and retry, since
+    // signing in again in another tab makes the next try succeed.
+    signedOut = response.redirected && new URL(response.url).pathname.includes("/login");
     const data = await response.json().catch(() => ({}));
+    if (signedOut) throw new Error("signed out");
     if (response.ok && data.ok) {
       st.failures = 0;
       lastSavedAt = new Date(data.saved_at);
@@ -280,5 +286,6 @@ async function timeUp() {
   lockPage(message, { title: "Time is up" });
 }
 
+document.getElementById("save-hint").textContent = "Your answers save automatically as you work.";
 renderStatus();
 tick();

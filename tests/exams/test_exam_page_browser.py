@@ -90,7 +90,8 @@ def test_student1_sits_the_demo_exam_with_the_keyboard_only(transactional_db, li
             page.keyboard.press("Enter")
             page.wait_for_url(re.compile(r"/attempts/\d+/$"))
             attempt = Attempt.objects.get(student__username="student1")
-            expect(page.locator("#save-status")).to_have_text("Your answers save automatically.")
+            expect(page.locator("#save-hint")).to_have_text("Your answers save automatically as you work.")
+            expect(page.locator("#save-status")).to_have_text("")
 
             # 3. Answer from the keyboard. Q1 single (Venus, Mercury, …): Tab lands on the first radio, the arrow
             #    key moves to and checks Mercury.
@@ -168,7 +169,7 @@ SKEWED_CLOCK = """
 
 
 @pytest.mark.browser
-def test_the_page_counts_down_on_the_servers_clock_and_locks_calmly_when_time_is_up(
+def test_the_page_keeps_server_time_retries_lost_saves_and_locks_calmly_at_time_up(
     transactional_db, live_server, monkeypatch
 ):
     if not Path(CHROMIUM).exists():
@@ -213,6 +214,13 @@ def test_the_page_counts_down_on_the_servers_clock_and_locks_calmly_when_time_is
             # The client's clock is two hours fast, yet the countdown shows the server's minute.
             assert 55 <= _seconds(page.inner_text("#timer")) <= 63
             expect(page.locator("#timer-announcer")).to_have_text("1 minute left.", timeout=5_000)
+
+            # The network drops: the answer is kept and retried, and the page says so until it is saved.
+            context.set_offline(True)
+            page.get_by_label("Venus").check()
+            expect(page.locator("#save-status")).to_have_text("Not saved — retrying")
+            context.set_offline(False)
+            expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "), timeout=8_000)
 
             # Now only 3 seconds are left: the page sends the answer, submits, locks and says so.
             Attempt.objects.filter(pk=attempt.pk).update(deadline=timezone.now() + timedelta(seconds=3))
