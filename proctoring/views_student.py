@@ -101,6 +101,20 @@ def consent(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _enrolment_current(user) -> bool:
+    """Enrolled with the embedding model the server uses now. An enrolment from another model cannot be compared
+    (the WebSocket refuses it with 4412), so the student is sent to re-enrol before the exam rather than during it."""
+    from proctoring.services.enrolment import enrolment_is_current
+    from proctoring.vision.packs import ModelPackError
+
+    try:
+        return enrolment_is_current(user=user)
+    except ModelPackError:
+        # The pack itself is broken: re-enrolling cannot help. Let the page load; the checks report the failure.
+        logger.exception("Cannot tell which embedding model is current")
+        return FaceTemplate.objects.filter(user=user).exists()
+
+
 @login_required
 def enrol(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request, "")
@@ -112,6 +126,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
         "proctoring/enrol.html",
         {
             "template": template,
+            "outdated": template is not None and not _enrolment_current(request.user),
             "target_frames": ENROL_TARGET_FRAMES,
             "min_frames": ENROL_MIN_FRAMES,
             "next": next_url,
@@ -234,7 +249,7 @@ def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
         here = request.get_full_path()
         if not consent_given(user=request.user):
             return redirect(_with_next(reverse("proctoring:consent"), _with_next(reverse("proctoring:enrol"), here)))
-        if not FaceTemplate.objects.filter(user=request.user).exists():
+        if not _enrolment_current(request.user):
             return redirect(_with_next(reverse("proctoring:enrol"), here))
     return render(
         request,

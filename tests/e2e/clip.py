@@ -41,7 +41,7 @@ PHASES: dict[str, Source | None] = {
     "nobody": None,
     # The only real phone photo in any registry package: face-api's sample2.jpg; the phone lies on the couch at
     # about (68,1249)-(314,1345), and this crop makes a webcam-like 4:3 frame around it.
-    "phone": Source("face-api-sample2.jpg", rows=(767, 1367), cols=(0, 800)),
+    "phone": Source("sample2.jpg", rows=(767, 1367), cols=(0, 800)),
 }
 
 

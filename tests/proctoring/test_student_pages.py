@@ -55,14 +55,21 @@ def astronaut_640() -> np.ndarray:
 
 @pytest.fixture
 def analyzer_ready():
-    from proctoring.vision.pipeline import get_analyzer
-
     from proctoring.vision.packs import ModelPackError
+    from proctoring.vision.pipeline import get_analyzer
 
     try:
         get_analyzer().load()
     except ModelPackError as exc:
         service_missing(f"the default model pack is not installed ({exc})")
+
+
+def enrol_without_camera(user) -> FaceTemplate:
+    """A template as the current embedding model would have made it (the vector itself does not matter here)."""
+    from proctoring.services.enrolment import current_embedding_model
+
+    pack, model_id = current_embedding_model()
+    return FaceTemplate.objects.create(user=user, pack=pack, model_id=model_id, embedding=b"\0" * 16, dim=4)
 
 
 def open_attempt(student, **exam_fields) -> Attempt:
@@ -237,9 +244,7 @@ def test_an_empty_room_gets_calm_guidance(client, consenting_alice, analyzer_rea
     assert body["message"]
 
 
-def test_alice_enrols_from_five_photos_and_re_enrolling_replaces_her_template(
-    client, consenting_alice, analyzer_ready
-):
+def test_alice_enrols_from_five_photos_and_re_enrolling_replaces_her_template(client, consenting_alice, analyzer_ready):
     frames = [jpeg(astronaut_640()) for _ in range(5)]
     response = client.post(reverse("proctoring:enrol_finish"), {"frames": frames})
     assert response.status_code == 200, response.content
@@ -268,7 +273,7 @@ def test_enrolment_from_photos_without_a_face_fails_with_a_reason(client, consen
 
 
 def test_system_check_page_lists_each_check_with_text_and_a_continue_link(client, consenting_alice):
-    FaceTemplate.objects.create(user=consenting_alice, pack="default", model_id="m", embedding=b"\0" * 16, dim=4)
+    enrol_without_camera(consenting_alice)
     attempt = open_attempt(consenting_alice)
     page = client.get(reverse("proctoring:check", args=[attempt.pk])).content.decode()
     for item in ("Camera:", "Lighting:", "Framing:", "Connection:"):
@@ -276,6 +281,15 @@ def test_system_check_page_lists_each_check_with_text_and_a_continue_link(client
     assert f'data-ws-path="/ws/proctor/{attempt.pk}/"' in page
     assert f'href="/attempts/{attempt.pk}/"' in page
     assert "proctoring/check.js" in page
+
+
+def test_system_check_sends_alice_to_re_enrol_when_her_enrolment_came_from_another_model(client, consenting_alice):
+    FaceTemplate.objects.create(user=consenting_alice, pack="default", model_id="retired-model", embedding=b"", dim=4)
+    attempt = open_attempt(consenting_alice)
+    response = client.get(reverse("proctoring:check", args=[attempt.pk]))
+    assert response["Location"].startswith(reverse("proctoring:enrol") + "?next=")
+    page = client.get(response["Location"]).content.decode()
+    assert "Please enrol again." in page
 
 
 def test_system_check_of_bobs_attempt_is_not_found_for_alice(client, consenting_alice):
