@@ -8,21 +8,30 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import User
+from proctoring import rules
 
 from .models import Exam, Question
 from .services import ChoiceSpec
 
-# The proctoring settings an instructor sets on the exam form, stored in Exam.proctoring_settings. The proctoring
-# app reads them (and fills its own defaults for anything absent); other keys in the JSON are left untouched.
+# The proctoring settings an instructor sets on the exam form, stored in Exam.proctoring_settings in the shape
+# proctoring.rules.RuleSettings.from_config reads: "checks" (a list of check names), "frame_interval_ms", and k of
+# n (a flag needs k positive frames among the last n). "sensitivity" names the k-of-n preset for this form; the
+# review page can set k and n freely, which shows here as "custom" and is left alone. Other keys are never touched.
 PROCTORING_CHECKS = [
-    ("identity", "Identity (the enrolled student is the one on camera)"),
-    ("multiple_faces", "More than one person in view"),
-    ("phone", "Phone in view"),
-    ("looking_away", "Looking away from the screen"),
-    ("face_absent", "Face not visible"),
+    (rules.IDENTITY_MISMATCH, "Identity (the enrolled student is the one on camera)"),
+    (rules.MULTIPLE_FACES, "More than one person in view"),
+    (rules.PHONE_DETECTED, "Phone in view"),
+    (rules.LOOKING_AWAY, "Looking away from the screen"),
+    (rules.FACE_NOT_FOUND, "Face not visible"),
 ]
-SENSITIVITIES = [("low", "Low (fewer flags)"), ("medium", "Medium"), ("high", "High (more flags)")]
-DEFAULT_FRAME_INTERVAL_SECONDS = 2
+SENSITIVITY_PRESETS = {"low": (4, 5), "medium": (3, 5), "high": (2, 5)}
+SENSITIVITIES = [
+    ("low", "Low: a flag needs 4 of the last 5 frames (fewer flags)"),
+    ("medium", "Medium: 3 of the last 5 frames"),
+    ("high", "High: 2 of the last 5 frames (more flags)"),
+]
+CUSTOM = "custom"
+DEFAULT_FRAME_INTERVAL_SECONDS = rules.RuleSettings().frame_interval_ms // 1000
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
@@ -60,6 +69,14 @@ class ExamForm(forms.Form):
     )
     sensitivity = forms.ChoiceField(choices=SENSITIVITIES, initial="medium", widget=forms.RadioSelect)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.initial.get("sensitivity") == CUSTOM:
+            self.fields["sensitivity"].choices = [
+                *SENSITIVITIES,
+                (CUSTOM, "Custom (set on the review page): keep it"),
+            ]
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         opens, closes = data.get("opens_at"), data.get("closes_at")
@@ -69,8 +86,11 @@ class ExamForm(forms.Form):
 
     @classmethod
     def initial_for(cls, exam: Exam) -> dict[str, Any]:
-        settings = exam.proctoring_settings or {}
-        checks = settings.get("checks") or {}
+        try:
+            current = rules.RuleSettings.from_config(exam.proctoring_settings)
+        except ValueError:
+            current = rules.RuleSettings()
+        preset = next((name for name, kn in SENSITIVITY_PRESETS.items() if kn == (current.k, current.n)), CUSTOM)
         return {
             "title": exam.title,
             "instructions": exam.instructions,
@@ -79,13 +99,22 @@ class ExamForm(forms.Form):
             "duration_minutes": exam.duration_minutes,
             "max_attempts": exam.max_attempts,
             "proctoring_enabled": exam.proctoring_enabled,
-            "frame_interval_seconds": settings.get("frame_interval_seconds", DEFAULT_FRAME_INTERVAL_SECONDS),
-            "checks": [key for key, _ in PROCTORING_CHECKS if checks.get(key, True)],
-            "sensitivity": settings.get("sensitivity", "medium"),
+            "frame_interval_seconds": max(1, round(current.frame_interval_ms / 1000)),
+            "checks": [key for key, _ in PROCTORING_CHECKS if key in current.checks],
+            "sensitivity": preset,
         }
 
     def service_kwargs(self) -> dict[str, Any]:
+        """Arguments for exam_create/exam_update. The proctoring settings given here are merged over the stored
+        ones by exam_update, so keys this form doesn't edit survive."""
         data = self.cleaned_data
+        settings: dict[str, Any] = {
+            "frame_interval_ms": data["frame_interval_seconds"] * 1000,
+            "checks": sorted(data["checks"]),
+        }
+        settings["sensitivity"] = data["sensitivity"]
+        if data["sensitivity"] in SENSITIVITY_PRESETS:
+            settings["k"], settings["n"] = SENSITIVITY_PRESETS[data["sensitivity"]]
         return {
             "title": data["title"],
             "instructions": data["instructions"],
@@ -94,11 +123,7 @@ class ExamForm(forms.Form):
             "duration_minutes": data["duration_minutes"],
             "max_attempts": data["max_attempts"],
             "proctoring_enabled": data["proctoring_enabled"],
-            "proctoring_settings": {
-                "frame_interval_seconds": data["frame_interval_seconds"],
-                "checks": {key: key in data["checks"] for key, _ in PROCTORING_CHECKS},
-                "sensitivity": data["sensitivity"],
-            },
+            "proctoring_settings": settings,
         }
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from exams import services
 from exams.models import Answer, Exam, Question
+from proctoring import rules
 from tests.factories import AdminFactory, InstructorFactory, StudentFactory
 
 
@@ -77,7 +78,7 @@ def test_an_instructor_creates_an_exam_with_proctoring_settings(client, ivan):
             "max_attempts": "1",
             "proctoring_enabled": "on",
             "frame_interval_seconds": "3",
-            "checks": ["identity", "phone"],
+            "checks": ["identity_mismatch", "phone_detected"],
             "sensitivity": "low",
         },
     )
@@ -85,16 +86,40 @@ def test_an_instructor_creates_an_exam_with_proctoring_settings(client, ivan):
     assert response["Location"] == f"/exams/{exam.id}/"
     assert exam.owner == ivan and exam.published is False and exam.duration_minutes == 90
     assert exam.proctoring_settings == {
-        "frame_interval_seconds": 3,
-        "checks": {
-            "identity": True,
-            "multiple_faces": False,
-            "phone": True,
-            "looking_away": False,
-            "face_absent": False,
-        },
+        "frame_interval_ms": 3000,
+        "checks": ["identity_mismatch", "phone_detected"],
         "sensitivity": "low",
+        "k": 4,
+        "n": 5,
     }
+    # The proctoring rules read exactly these settings.
+    settings = rules.RuleSettings.from_config(exam.proctoring_settings)
+    assert settings.checks == {"identity_mismatch", "phone_detected"}
+    assert (settings.k, settings.n, settings.frame_interval_ms) == (4, 5, 3000)
+
+
+def test_editing_an_exam_keeps_sensitivity_set_on_the_review_page(client, paper, ivan):
+    paper.exam.proctoring_settings = {"k": 5, "n": 8, "cooldown_s": 9.0, "checks": ["face_not_found"]}
+    paper.exam.save()
+    client.force_login(ivan)
+    page = client.get(f"/exams/{paper.exam.id}/edit/")
+    assert page.context["form"].initial["sensitivity"] == "custom"
+    data = {
+        "title": "Physics II",
+        "opens_at": "2030-01-10T09:00",
+        "closes_at": "2030-01-10T12:00",
+        "duration_minutes": "30",
+        "max_attempts": "1",
+        "proctoring_enabled": "on",
+        "frame_interval_seconds": "2",
+        "checks": ["face_not_found", "looking_away"],
+        "sensitivity": "custom",
+    }
+    assert client.post(f"/exams/{paper.exam.id}/edit/", data).status_code == 302
+    paper.exam.refresh_from_db()
+    settings = paper.exam.proctoring_settings
+    assert (settings["k"], settings["n"], settings["cooldown_s"]) == (5, 8, 9.0)
+    assert settings["checks"] == ["face_not_found", "looking_away"]
 
 
 def test_the_exam_form_explains_a_window_that_closes_before_it_opens(client, ivan):
