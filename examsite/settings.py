@@ -175,6 +175,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_ROUTES = {"proctoring.tasks.*": {"queue": "inference"}}
+# Each prefork child loads the model pack at start (worker_process_init), which takes 5-15 s on 2 cores; Celery's
+# default of 4 s would kill and respawn the child forever.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = envint("CELERY_WORKER_PROC_ALIVE_TIMEOUT", "120")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false" if DEBUG else "true")
