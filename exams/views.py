@@ -6,6 +6,7 @@ turn a rule error into a calm message. The instructor's pages live in manage_vie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.contrib import messages
@@ -22,10 +23,8 @@ from .exceptions import AttemptClosed, DeadlinePassed, ExamRuleError
 from .models import Attempt, Exam, Question
 
 
-def _expire_overdue(attempts: list[Attempt] | None = None, *, student=None) -> None:
+def _expire_overdue(attempts: Iterable[Attempt]) -> None:
     """Lazily expire overdue attempts before showing them, so no page shows a dead attempt as in progress."""
-    if attempts is None:
-        attempts = list(selectors.attempts_overdue_for(student=student))
     for attempt in attempts:
         services.attempt_expire(attempt=attempt)
 
@@ -38,10 +37,10 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(request, "exams/home_admin.html", {"exams": exams})
     if user.is_instructor:
         exams = selectors.exams_for_manager_list(user=user)
-        return render(request, "exams/home_instructor.html", {"exams": exams, "now": timezone.now()})
-    _expire_overdue(student=user)
+        return render(request, "exams/home_instructor.html", {"exams": exams})
+    _expire_overdue(selectors.attempts_overdue_for(student=user))
     dashboard = selectors.student_dashboard(student=user)
-    return render(request, "exams/home_student.html", {"dashboard": dashboard, "now": timezone.now()})
+    return render(request, "exams/home_student.html", {"dashboard": dashboard})
 
 
 @login_required
@@ -235,12 +234,10 @@ def attempt_results(request: HttpRequest, attempt_id: int) -> HttpResponse:
     if attempt.status == Attempt.Status.IN_PROGRESS:
         return redirect("attempt_page", attempt_id=attempt.id)
     items = selectors.attempt_questions(attempt=attempt)
-    auto_max = sum((item.question.points for item in items if item.question.is_choice), start=0)
     context = {
         "attempt": attempt,
         "exam": attempt.exam,
         "items": items,
         "pending_count": sum(1 for item in items if item.pending),
-        "auto_max": auto_max,
     }
     return render(request, "exams/attempt_results.html", context)
