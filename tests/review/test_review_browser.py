@@ -1,0 +1,138 @@
+"""charlie reviews alice's proctored attempt in Chromium: finds it by priority, reads the timeline and the evidence,
+reaches a flag from the timeline with the keyboard, confirms one flag and dismisses another, then changes the
+exam's sensitivity and reads the preview before applying it.
+
+The attempt is what the live stream stores (tests/review/builders.py: the real rules over scripted measurements,
+real JPEG snapshots from public-domain photos). Screenshots go to test-artifacts/review/ (look at them).
+pytest-django's live_server is a threaded WSGI server: the review pages need no WebSocket.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal
+from tests.conftest import service_missing
+from tests.factories import DEFAULT_PASSWORD
+
+CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
+
+
+def _tab_to(page, selector: str, *, limit: int = 80) -> None:
+    for _ in range(limit):
+        if page.evaluate("(s) => !!document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus after {limit} presses of Tab")
+
+
+@pytest.mark.browser
+def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
+    transactional_db, live_server, monkeypatch, charlie, exam, alice_attempt, bob_attempt
+):
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        service_missing("playwright (the Python package) is not installed")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    flags = {f.kind: f for f in Flag.objects.filter(session__attempt=alice_attempt)}
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.set_default_timeout(15_000)
+        try:
+            # 1. Log in and open the exam's attempts: alice (an identity mismatch among her flags) comes first.
+            page.goto(f"{live_server.url}/accounts/login/")
+            page.fill("#id_username", "charlie")
+            page.fill("#id_password", DEFAULT_PASSWORD)
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{live_server.url}/")
+            page.goto(f"{live_server.url}/review/exams/{exam.pk}/")
+            rows = page.locator("table.attempts tbody tr")
+            expect(rows).to_have_count(2)
+            expect(rows.nth(0)).to_contain_text("Alice Adams")
+            expect(rows.nth(0)).to_contain_text("High")
+            page.screenshot(path=str(ARTIFACTS / "attempts.png"), full_page=True)
+            rows.nth(0).get_by_role("link", name="Review the attempt of Alice Adams (alice)").click()
+
+            # 2. The review page: timeline and evidence. Every snapshot loads through the private view.
+            expect(page.locator("h1")).to_contain_text("attempt 1 of Organic Chemistry Final")
+            timeline = page.locator("#timeline svg")
+            expect(timeline).to_be_visible()
+            expect(page.locator("a.tl-flag")).to_have_count(5)
+            images = page.locator(".gallery img")
+            expect(images).to_have_count(5)
+            # Evidence loads lazily, when it scrolls into view: only what is looked at is fetched (and audited).
+            for i in range(5):
+                images.nth(i).scroll_into_view_if_needed()
+                page.wait_for_function("(i) => i.complete && i.naturalWidth > 0", arg=images.nth(i).element_handle())
+            page.locator("#timeline").screenshot(path=str(ARTIFACTS / "timeline.png"))
+            assert EvidenceView.objects.filter(viewer=charlie).count() >= 5
+
+            # 3. From the timeline to a flag with the keyboard.
+            _tab_to(page, "a.tl-flag")
+            first = page.evaluate("document.activeElement.getAttribute('href')")
+            page.keyboard.press("Enter")
+            page.wait_for_function("(h) => location.hash === h", arg=first)
+            expect(page.locator(first)).to_be_in_viewport()
+
+            # 4. Confirm the phone flag and dismiss looking away, each with a note.
+            phone = page.locator(f"#flag-{flags['phone_detected'].pk}")
+            phone.get_by_label(f"Note for flag {flags['phone_detected'].pk}").fill("Phone visible in her hand.")
+            phone.get_by_role("button", name=f"Confirm flag {flags['phone_detected'].pk}").click()
+            expect(page.locator(".messages")).to_contain_text("is now confirmed")
+            expect(page.locator(f"#flag-{flags['phone_detected'].pk} h3")).to_contain_text("Confirmed")
+            away = page.locator(f"#flag-{flags['looking_away'].pk}")
+            away.get_by_label(f"Note for flag {flags['looking_away'].pk}").fill("Reading the allowed formula sheet.")
+            away.get_by_role("button", name=f"Dismiss flag {flags['looking_away'].pk}").click()
+            expect(page.locator(".messages")).to_contain_text("is now dismissed")
+            expect(page.locator(f"#flag-{flags['looking_away'].pk} h3")).to_contain_text("Dismissed")
+            page.locator("#timeline").screenshot(path=str(ARTIFACTS / "timeline-reviewed.png"))
+            page.screenshot(path=str(ARTIFACTS / "attempt.png"), full_page=True)
+
+            # 5. Change sensitivity: face-not-found no longer counts, the phone needs 0.8. Preview, then apply.
+            page.goto(f"{live_server.url}/review/exams/{exam.pk}/rescore/")
+            page.get_by_label("Face not found").uncheck()
+            page.get_by_label("Phone detector threshold (0.01 to 1)").fill("0.8")
+            page.get_by_role("button", name="Preview changes").click()
+            preview = page.locator("#preview")
+            expect(preview).to_be_visible()
+            totals = preview.locator("table.preview-totals")
+            expect(totals.locator("tr", has_text="Face not found")).to_contain_text("-1 (fewer)")
+            expect(totals.locator("tr", has_text="Phone detected")).to_contain_text("-1 (fewer)")  # bob's goes
+            attempts = preview.locator("table.preview-attempts")
+            expect(attempts.locator("tr", has_text="Alice")).to_contain_text("Face not found: 1 → 0")
+            expect(attempts.locator("tr", has_text="Alice")).to_contain_text("Phone detected: 1 → 1")
+            expect(attempts.locator("tr", has_text="Alice")).to_contain_text("the new settings would not raise it")
+            expect(attempts.locator("tr", has_text="Bob")).to_contain_text("Phone detected: 1 → 0")
+            preview.screenshot(path=str(ARTIFACTS / "rescore-preview.png"))
+            assert not FlagWithdrawal.objects.exists()  # a preview changes nothing
+            page.get_by_role("button", name="Apply these settings").click()
+            expect(page.locator(".messages")).to_contain_text("New sensitivity applied")
+        finally:
+            browser.close()
+
+    assert errors == []
+    assert FlagDecision.objects.filter(actor=charlie, action="confirm", flag=flags["phone_detected"]).exists()
+    assert FlagDecision.objects.filter(actor=charlie, action="dismiss", note__startswith="Reading").exists()
+    assert Flag.objects.get(pk=flags["phone_detected"].pk).status == "confirmed"
+    withdrawn = set(FlagWithdrawal.objects.values_list("flag__kind", "flag__session__attempt"))
+    assert withdrawn == {("face_not_found", alice_attempt.pk), ("phone_detected", bob_attempt.pk)}
