@@ -1,0 +1,193 @@
+"""The exam panel's side of the WebSocket protocol (CONTRACTS.md), in a real Chromium against a scripted server.
+
+Playwright's WebSocket routing stands in for the proctoring server, so each rule of the protocol is checked exactly
+and fast, without models: a frame only after FRAME_ACK and not sooner than frame_interval_ms, integrity signals as
+JSON, calm notices in the live regions, the attention meter, reconnect-and-resume, and no reconnect after a final
+close code. The real server is covered by test_webcam_exam.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from exams.models import Attempt
+from tests.conftest import service_missing
+from tests.factories import ExamFactory, StudentFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "e2e"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+INTERVAL_MS = 400
+
+
+class ScriptedServer:
+    """Records what the page sends on each connection; the test decides what the server answers."""
+
+    def __init__(self) -> None:
+        self.connections: list = []
+        self.received: list[list[tuple[float, object]]] = []
+        self.lock = threading.Lock()
+
+    def handler(self, ws) -> None:
+        index = len(self.connections)
+        self.connections.append(ws)
+        self.received.append([])
+
+        def on_message(message) -> None:
+            with self.lock:
+                self.received[index].append((time.monotonic(), message))
+
+        ws.on_message(on_message)
+
+    def frames(self, index: int = -1) -> list[tuple[float, bytes]]:
+        with self.lock:
+            return [(t, m) for t, m in self.received[index] if isinstance(m, bytes)]
+
+    def texts(self, index: int = -1) -> list[dict]:
+        with self.lock:
+            return [json.loads(m) for _, m in self.received[index] if isinstance(m, str)]
+
+    def send(self, payload: dict, index: int = -1) -> None:
+        self.connections[index].send(json.dumps(payload))
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def settle(page, condition, timeout_ms: int = 5000) -> None:
+    """Poll a Python condition while letting Playwright dispatch the page's WebSocket messages."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        page.wait_for_timeout(50)
+
+
+@pytest.fixture
+def alices_attempt(live_server, client) -> tuple[str, dict]:
+    """Alice's proctored attempt and her session cookie. Made before Playwright starts: its sync API runs an event
+    loop in this thread, and Django refuses ORM calls while one runs."""
+    alice = StudentFactory(username="alice")
+    exam = ExamFactory(proctoring_enabled=True)
+    now = timezone.now()
+    attempt = Attempt.objects.create(exam=exam, student=alice, started_at=now, deadline=now + timedelta(hours=1))
+    client.force_login(alice)
+    host = live_server.url.split("//")[1].split(":")[0]
+    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value}
+    return f"{live_server.url}/attempts/{attempt.pk}/", {**cookie, "domain": host, "path": "/"}
+
+
+def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_drop(alices_attempt, browser):
+    exam_url, cookie = alices_attempt
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.add_cookies([cookie])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    server = ScriptedServer()
+    page.route_web_socket("**/ws/proctor/*/", server.handler)
+    page.goto(exam_url)
+
+    # 1. READY starts the stream: one JPEG frame, then nothing more until the server acknowledges it.
+    settle(page, lambda: server.connections)
+    server.send(
+        {
+            "event": "READY",
+            "session_id": 7,
+            "resumed": False,
+            "frame_interval_ms": INTERVAL_MS,
+            "max_frame_bytes": 10**6,
+        }
+    )
+    page.wait_for_selector('#proctor-connection[data-state="connected"]')
+    settle(page, lambda: len(server.frames()) == 1)
+    first_at, first = server.frames()[0]
+    assert first[:3] == b"\xff\xd8\xff", "frames are JPEG"
+    assert cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR).shape == (480, 640, 3)
+    page.wait_for_timeout(3 * INTERVAL_MS)
+    assert len(server.frames()) == 1, "no frame may be sent before FRAME_ACK"
+
+    # 2. After an ACK the next frame comes, but not sooner than the frame interval after the previous one.
+    server.send({"event": "FRAME_ACK", "seq": 1})
+    settle(page, lambda: len(server.frames()) == 2)
+    server.send({"event": "FRAME_ACK", "seq": 2})
+    acked_at = time.monotonic()
+    settle(page, lambda: len(server.frames()) == 3)
+    second_at, third_at = server.frames()[1][0], server.frames()[2][0]
+    assert third_at - second_at >= INTERVAL_MS / 1000 * 0.9, (second_at, third_at)
+    assert third_at - acked_at < 2.0
+
+    # 3. Notices: calm text in the alert list and the polite live region; a flag-opening one carries its flag id.
+    server.send({"event": "PHONE_DETECTED", "flag_id": 42})
+    item = page.wait_for_selector('#proctor-alerts li[data-event="PHONE_DETECTED"][data-flag-id="42"]')
+    assert "A phone seems to be in view. Please put it away." in item.inner_text()
+    page.wait_for_function("document.getElementById('proctor-polite').textContent.includes('phone')")
+    server.send({"event": "MULTIPLE_FACES", "count": 2, "message": "We can see more than one face."})
+    page.wait_for_selector('#proctor-alerts li[data-event="MULTIPLE_FACES"]')
+    assert page.inner_text("#proctor-alerts li:first-child .alert-text") == "We can see more than one face."
+
+    # 4. The attention meter shows the score with its label in text, not colour alone.
+    server.send({"event": "ATTENTION_UPDATE", "score": 55, "label": "Distracted"})
+    page.wait_for_function("document.getElementById('proctor-attention').value === 55")
+    assert page.inner_text("#proctor-attention-label") == "Distracted (55 of 100)"
+
+    # 5. An instructor's message is shown in its own box and announced assertively (issue 5).
+    server.send({"event": "INSTRUCTOR_MESSAGE", "message": "Ten minutes left, please check your answers."})
+    page.wait_for_selector("#proctor-instructor:not([hidden])")
+    assert page.inner_text("#proctor-instructor-text") == "Ten minutes left, please check your answers."
+    page.wait_for_function("document.getElementById('proctor-assertive').textContent.includes('Ten minutes')")
+
+    # 6. Browser integrity signals travel as JSON on the same socket.
+    page.evaluate("document.dispatchEvent(new Event('paste'))")
+    settle(page, lambda: {"type": "signal", "signal": "paste"} in server.texts())
+    assert {"type": "signal", "signal": "camera_started"} in server.texts()
+    page.screenshot(path=str(ARTIFACTS / "panel-protocol.png"), full_page=True)
+
+    # 7. A dropped connection reconnects by itself and the server resumes the same session.
+    server.connections[-1].close(code=1011, reason="server restart")
+    page.wait_for_selector('#proctor-connection[data-state="reconnecting"]')
+    settle(page, lambda: len(server.connections) == 2, timeout_ms=10_000)
+    server.send(
+        {"event": "READY", "session_id": 7, "resumed": True, "frame_interval_ms": INTERVAL_MS, "max_frame_bytes": 10**6}
+    )
+    page.wait_for_function("document.getElementById('proctor-connection').textContent.includes('session continues')")
+    settle(page, lambda: len(server.frames(1)) == 1)
+
+    # 8. A final close code is explained and not retried; the exam page stays where it is, never ended by the panel.
+    server.connections[-1].close(code=4409, reason="attempt not in progress")
+    page.wait_for_selector('#proctor-connection[data-state="closed"]')
+    assert "no longer in progress" in page.inner_text("#proctor-connection")
+    page.wait_for_timeout(2500)
+    assert len(server.connections) == 2, "no reconnect after a final close code"
+    assert page.url == exam_url
+    assert not errors, errors
