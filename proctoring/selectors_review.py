@@ -180,12 +180,28 @@ class FlagView:
         return next((d.note for d in self.decisions if d.note and d.action in _HUMAN), "")
 
     @property
+    def measured(self) -> list[tuple[str, object]]:
+        """What the frame that opened the flag measured (rules' details["frame"]), with readable names."""
+        frame = (self.flag.details or {}).get("frame") or {}
+        return [(_MEASURE_LABELS.get(k, k.replace("_", " ")), v) for k, v in frame.items() if v is not None]
+
+    @property
     def duration_s(self) -> float | None:
         if self.flag.ended_at is None:
             return None
         return (self.flag.ended_at - self.flag.started_at).total_seconds()
 
 
+_MEASURE_LABELS = {
+    "similarity": "identity similarity",
+    "threshold": "identity threshold",
+    "phone_score": "phone score",
+    "face_count": "faces",
+    "yaw": "head turn (degrees)",
+    "pitch": "head tilt (degrees)",
+    "gaze_yaw": "gaze left/right (degrees)",
+    "gaze_pitch": "gaze up/down (degrees)",
+}
 _HUMAN = {FlagDecision.Action.CONFIRM, FlagDecision.Action.DISMISS, FlagDecision.Action.REOPEN}
 
 

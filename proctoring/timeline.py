@@ -192,17 +192,21 @@ def render(
     def y_of(value: float) -> float:
         return round(chart_top + CHART_H * (1 - value / 100.0), 1)
 
-    out.append(f'<text x="{LEFT - 8}" y="{chart_top + 12}" text-anchor="end" class="tl-lane">Attention</text>')
-    out.append(f'<text x="{LEFT - 8}" y="{chart_top + 28}" text-anchor="end" class="tl-note">0 to 100</text>')
+    middle = chart_top + CHART_H / 2
+    out.append(f'<text x="{LEFT - 34}" y="{middle}" text-anchor="end" class="tl-lane">Attention</text>')
+    out.append(f'<text x="{LEFT - 34}" y="{middle + 14}" text-anchor="end" class="tl-note">(0 to 100)</text>')
     out.append(f'<rect x="{LEFT}" y="{chart_top}" width="{plot_w}" height="{CHART_H}" class="tl-chart-bg"/>')
-    for value, name in ((70, "Focused 70"), (40, "Distracted 40")):
+    for value in (70, 40):
         yy = y_of(value)
         out.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{yy}" y2="{yy}" class="tl-guide"/>')
-        out.append(f'<text x="{width - RIGHT - 4}" y="{yy - 3}" text-anchor="end" class="tl-note">{name}</text>')
-    for value in (0, 100):
+    # The bands are named (the live labels), so the chart reads without knowing the thresholds.
+    for top, name in ((100, "Focused (70 and up)"), (70, "Distracted (40 to 69)"), (40, "Away (below 40)")):
         out.append(
-            f'<text x="{LEFT + 4}" y="{y_of(value) + (-3 if value == 0 else 11)}" class="tl-note">{value}</text>'
+            f'<text x="{width - RIGHT - 4}" y="{y_of(top) + 12}" text-anchor="end" class="tl-band">{name}</text>'
         )
+    # The scale sits outside the plot, so the line never covers it.
+    for value in (0, 40, 70, 100):
+        out.append(f'<text x="{LEFT - 6}" y="{y_of(value) + 4}" text-anchor="end" class="tl-note">{value}</text>')
     gap = max(frame_interval_s * 3, 1.0)
     for segment in _segments(sorted(attention), gap):
         if len(segment) == 1:
