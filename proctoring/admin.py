@@ -4,13 +4,56 @@ audited like any other view of evidence."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from proctoring.models import BrowserSignal, EvidenceView, Flag, ProctoringSession, Snapshot, StreamEvent
+from proctoring.services.review import ReviewError, flags_review_bulk
+
+
+def _review(request: HttpRequest, flag_ids: list[int], decision: str) -> None:
+    """Admin actions go through the review service, so they are audited like a decision on the review page."""
+    try:
+        count = flags_review_bulk(flag_ids=flag_ids, actor=request.user, decision=decision, note="(admin action)")
+    except ReviewError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{count} flag(s): {decision} recorded in the audit log.")
+
+
+@admin.action(description="Confirm the open flags of the selected sessions")
+def confirm_open_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+    ids = list(Flag.objects.filter(session__in=queryset, status=Flag.Status.OPEN).values_list("pk", flat=True))
+    _review(request, ids, "confirm")
+
+
+@admin.action(description="Dismiss the open flags of the selected sessions")
+def dismiss_open_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+    ids = list(Flag.objects.filter(session__in=queryset, status=Flag.Status.OPEN).values_list("pk", flat=True))
+    _review(request, ids, "dismiss")
+
+
+@admin.action(description="Confirm the selected flags")
+def confirm_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+    _review(request, list(queryset.values_list("pk", flat=True)), "confirm")
+
+
+@admin.action(description="Dismiss the selected flags")
+def dismiss_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+    _review(request, list(queryset.values_list("pk", flat=True)), "dismiss")
+
+
+@admin.action(description="Reopen the selected flags")
+def reopen_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+    _review(request, list(queryset.values_list("pk", flat=True)), "reopen")
+
+
+def _review_link(flag: Flag) -> str:
+    url = reverse("proctoring:review_attempt", args=[flag.session.attempt_id]) + f"#flag-{flag.pk}"
+    return format_html('<a href="{}">Review flag {}</a>', url, flag.pk)
 
 
 def _thumbnail(snapshot: Snapshot, *, width: int = 96) -> str:
@@ -57,8 +100,33 @@ class FlagInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("kind", "status", "started_at", "ended_at", "confidence", "threshold", "model_version", "evidence")
-    readonly_fields = ("kind", "started_at", "ended_at", "confidence", "threshold", "model_version", "evidence")
+    fields = (
+        "kind",
+        "status",
+        "started_at",
+        "ended_at",
+        "confidence",
+        "threshold",
+        "model_version",
+        "evidence",
+        "review",
+    )
+    # Status is read-only: a decision goes through the review service (audited), from the review page or actions.
+    readonly_fields = (
+        "kind",
+        "status",
+        "started_at",
+        "ended_at",
+        "confidence",
+        "threshold",
+        "model_version",
+        "evidence",
+        "review",
+    )
+
+    @admin.display(description="Decide")
+    def review(self, flag: Flag) -> str:
+        return _review_link(flag)
 
     @admin.display(description="Evidence")
     def evidence(self, flag: Flag) -> str:
@@ -101,6 +169,7 @@ class ProctoringSessionAdmin(admin.ModelAdmin):
     # Counting every row of a large table on each page load is what makes big admins slow.
     show_full_result_count = False
     inlines = [FlagInline]
+    actions = [confirm_open_flags, dismiss_open_flags]
     readonly_fields = (
         "attempt",
         "status",
@@ -164,13 +233,16 @@ class FlagAdmin(admin.ModelAdmin):
         "confidence",
         "threshold",
         "evidence",
+        "review",
     )
+    actions = [confirm_flags, dismiss_flags, reopen_flags]
     list_filter = ("kind", "status", ("session__attempt__exam", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("session__attempt__exam", "session__attempt__student")
     search_fields = ("session__attempt__student__username", "session__attempt__exam__title")
     readonly_fields = (
         "session",
         "kind",
+        "status",
         "started_at",
         "ended_at",
         "started_seq",
@@ -180,6 +252,7 @@ class FlagAdmin(admin.ModelAdmin):
         "model_version",
         "details",
         "evidence",
+        "review",
     )
     list_per_page = 50
     show_full_result_count = False
@@ -198,6 +271,10 @@ class FlagAdmin(admin.ModelAdmin):
     @admin.display(description="Evidence")
     def evidence(self, flag: Flag) -> str:
         return format_html_join(" ", "{}", ((_thumbnail(s, width=64),) for s in flag.snapshots.all())) or "-"
+
+    @admin.display(description="Decide")
+    def review(self, flag: Flag) -> str:
+        return _review_link(flag)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,0 +1,48 @@
+"""The admin's flagged-session and flag lists decide through the review service: audited, and never silently."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from proctoring.models import Flag, FlagDecision, ProctoringSession
+
+pytestmark = pytest.mark.django_db
+
+
+def admin_client(root) -> Client:
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+def test_root_confirms_the_selected_flags_with_an_audit_entry_each(root, alice_attempt):
+    flags = list(Flag.objects.filter(session__attempt=alice_attempt, kind__in=["phone_detected", "multiple_faces"]))
+    response = admin_client(root).post(
+        reverse("admin:proctoring_flag_changelist"),
+        {"action": "confirm_flags", "_selected_action": [f.pk for f in flags]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert set(Flag.objects.filter(status="confirmed").values_list("pk", flat=True)) == {f.pk for f in flags}
+    assert FlagDecision.objects.filter(actor=root, action="confirm").count() == 2
+
+
+def test_root_dismisses_every_open_flag_of_a_session(root, alice_attempt):
+    session = ProctoringSession.objects.get(attempt=alice_attempt)
+    admin_client(root).post(
+        reverse("admin:proctoring_proctoringsession_changelist"),
+        {"action": "dismiss_open_flags", "_selected_action": [session.pk]},
+        follow=True,
+    )
+    assert not Flag.objects.filter(session=session).exclude(status="dismissed").exists()
+    assert FlagDecision.objects.filter(actor=root, action="dismiss").count() == 5
+
+
+def test_the_flag_page_links_to_the_review_page_and_does_not_edit_status_directly(root, alice_attempt):
+    flag = Flag.objects.filter(session__attempt=alice_attempt).first()
+    client = admin_client(root)
+    page = client.get(reverse("admin:proctoring_flag_change", args=[flag.pk])).content.decode()
+    assert f"/review/attempts/{alice_attempt.pk}/#flag-{flag.pk}" in page
+    assert 'name="status"' not in page
