@@ -230,7 +230,8 @@ function onMessage(message) {
       if (socket) socket.close(1000);
       break;
     case "ERROR":
-      notify(event, data.message ? `${data.message} This is not counted against you.` : MESSAGES.ERROR);
+      // The server's ERROR message is written for the student (and already says it is not held against them).
+      notify(event, data.message || MESSAGES.ERROR);
       break;
     default:
       if (event) {

@@ -243,79 +243,86 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
     seed = server.seed
     shown: dict[str, list[str]] = {}
     with sync_playwright() as pw:
-        # 1. Sign in, consent, enrol, start the exam, system check, and the exam page with the right person.
-        phase = Phase(pw, clips["enrol"], None, "1-enrol")
-        page = phase.page
-        page.goto(f"{url}/accounts/login/?next=/proctoring/enrol/")
-        page.fill("#id_username", seed["username"])
-        page.fill("#id_password", seed["password"])
-        page.click("main button[type=submit]")
-        page.wait_for_url(re.compile(r"/proctoring/consent/"))
-        assert "How long it is kept" in page.inner_text("main")
-        phase.shot("consent")
-        page.check("#id_understood")
-        page.click("button[value=accept]")
-        page.wait_for_url(re.compile(r"/proctoring/enrol/"))
-        page.click("#start")
-        page.wait_for_selector("#result:not([hidden]) h2", timeout=FIRST_EVENT_TIMEOUT_MS)
-        phase.shot("enrolled")
-        assert page.inner_text("#result h2") == "You are enrolled", page.inner_text("#result")
-        assert page.inner_text("#progress-text") == "5 of 5 good photos"
-
-        page.goto(f"{url}/exams/{seed['exam_id']}/")
-        page.click("button:has-text('Start exam')")
-        page.wait_for_url(re.compile(r"/(attempts|proctoring/check)/\d+/"))
-        attempt_id = int(re.search(r"/(\d+)/", urlsplit(page.url).path).group(1))
-
-        page.goto(f"{url}/proctoring/check/{attempt_id}/")
-        page.wait_for_selector("#check[data-done]", timeout=FIRST_EVENT_TIMEOUT_MS)
-        phase.shot("system-check")
-        results = page.eval_on_selector_all(
-            "#checklist li", "items => items.map(li => [li.id, li.dataset.state, li.innerText])"
-        )
-        assert all(state == "pass" for _, state, _ in results), results
-
-        page.click("#continue")
-        page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/$"))
-        page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
-        wait_for_event(phase, "AUTHORIZED", FIRST_EVENT_TIMEOUT_MS)
-        page.wait_for_function(
-            "document.getElementById('proctor-attention-label').textContent.includes('of 100')",
-            timeout=EVENT_TIMEOUT_MS,
-        )
-        # A browser integrity signal, reported on the same stream.
-        page.evaluate("document.dispatchEvent(new Event('paste'))")
-        page.wait_for_timeout(700)
-        phase.shot("exam-right-person")
-        shown["right_person"] = phase.events_shown()
-        state = phase.close()
-
-        # 2-5. Someone else, two faces, nobody, a phone: each a fresh browser resuming the same session.
-        for name, clip_name, expected in [
-            ("2-other-person", "other_person", "IDENTITY_MISMATCH"),
-            ("3-two-faces", "two_faces", "MULTIPLE_FACES"),
-            ("4-nobody", "nobody", "FACE_NOT_FOUND"),
-            ("5-phone", "phone", "PHONE_DETECTED"),
-        ]:
-            phase = Phase(pw, clips[clip_name], state, name)
+        phase = None
+        try:
+            # 1. Sign in, consent, enrol, start the exam, system check, and the exam page with the right person.
+            phase = Phase(pw, clips["enrol"], None, "1-enrol")
             page = phase.page
-            page.goto(f"{url}/attempts/{attempt_id}/")
-            page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
-            assert "session continues" in page.inner_text("#proctor-connection")
-            text = wait_for_event(phase, expected, flagged=True)
-            assert text.strip(), expected
-            phase.shot("exam")
-            shown[clip_name] = phase.events_shown()
-            if clip_name != "phone":
-                state = phase.close()
+            page.goto(f"{url}/accounts/login/?next=/proctoring/enrol/")
+            page.fill("#id_username", seed["username"])
+            page.fill("#id_password", seed["password"])
+            page.click("main button[type=submit]")
+            page.wait_for_url(re.compile(r"/proctoring/consent/"))
+            assert "How long it is kept" in page.inner_text("main")
+            phase.shot("consent")
+            page.check("#id_understood")
+            page.click("button[value=accept]")
+            page.wait_for_url(re.compile(r"/proctoring/enrol/"))
+            page.click("#start")
+            page.wait_for_selector("#result:not([hidden]) h2", timeout=FIRST_EVENT_TIMEOUT_MS)
+            phase.shot("enrolled")
+            assert page.inner_text("#result h2") == "You are enrolled", page.inner_text("#result")
+            assert page.inner_text("#progress-text") == "5 of 5 good photos"
 
-        # 6. Answer and submit; the exam is never ended by the page itself.
-        page.get_by_role("radio", name="4", exact=True).check()
-        page.click("#submit-open")
-        page.click("#confirm-submit")
-        page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/results/"))
-        phase.shot("results")
-        phase.close()
+            page.goto(f"{url}/exams/{seed['exam_id']}/")
+            page.click("button:has-text('Start exam')")
+            page.wait_for_url(re.compile(r"/(attempts|proctoring/check)/\d+/"))
+            attempt_id = int(re.search(r"/(\d+)/", urlsplit(page.url).path).group(1))
+
+            page.goto(f"{url}/proctoring/check/{attempt_id}/")
+            page.wait_for_selector("#check[data-done]", timeout=FIRST_EVENT_TIMEOUT_MS)
+            phase.shot("system-check")
+            results = page.eval_on_selector_all(
+                "#checklist li", "items => items.map(li => [li.id, li.dataset.state, li.innerText])"
+            )
+            assert all(state == "pass" for _, state, _ in results), results
+
+            page.click("#continue")
+            page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/$"))
+            page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
+            wait_for_event(phase, "AUTHORIZED", FIRST_EVENT_TIMEOUT_MS)
+            page.wait_for_function(
+                "document.getElementById('proctor-attention-label').textContent.includes('of 100')",
+                timeout=EVENT_TIMEOUT_MS,
+            )
+            # A browser integrity signal, reported on the same stream.
+            page.evaluate("document.dispatchEvent(new Event('paste'))")
+            page.wait_for_timeout(700)
+            phase.shot("exam-right-person")
+            shown["right_person"] = phase.events_shown()
+            state = phase.close()
+
+            # 2-5. Someone else, two faces, nobody, a phone: each a fresh browser resuming the same session.
+            for name, clip_name, expected in [
+                ("2-other-person", "other_person", "IDENTITY_MISMATCH"),
+                ("3-two-faces", "two_faces", "MULTIPLE_FACES"),
+                ("4-nobody", "nobody", "FACE_NOT_FOUND"),
+                ("5-phone", "phone", "PHONE_DETECTED"),
+            ]:
+                phase = Phase(pw, clips[clip_name], state, name)
+                page = phase.page
+                page.goto(f"{url}/attempts/{attempt_id}/")
+                page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
+                assert "session continues" in page.inner_text("#proctor-connection")
+                text = wait_for_event(phase, expected, flagged=True)
+                assert text.strip(), expected
+                phase.shot("exam")
+                shown[clip_name] = phase.events_shown()
+                if clip_name != "phone":
+                    state = phase.close()
+
+            # 6. Answer and submit; the exam is never ended by the page itself.
+            page.get_by_role("radio", name="4", exact=True).check()
+            page.click("#submit-open")
+            page.click("#confirm-submit")
+            page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/results/"))
+            phase.shot("results")
+            phase.close()
+        except Exception:
+            # Leave a picture of where it stopped, for CI logs.
+            if phase is not None and phase.browser.is_connected():
+                phase.shot("failure")
+            raise
 
     print(f"e2e: events shown per phase: {shown}; {time.monotonic() - started:.1f} s")
     assert "AUTHORIZED" in shown["right_person"]
