@@ -65,7 +65,9 @@ function makeTile(status) {
     send({ type: "message", attempt_id: id, message });
     sent.textContent = "Sending…";
   });
-  const link = el("a", { href: reviewUrl(id), textContent: "Open review" });
+  const link = el("a", { href: reviewUrl(id) }, [
+    "Open review", el("span", { className: "visually-hidden", textContent: ` of ${status.student || `attempt ${id}`}` }),
+  ]);
   const li = el("li", { className: "tile", id: `tile-${id}` }, [heading, thumb, conn, attention, alert, signal, form, link]);
   li.setAttribute("aria-labelledby", heading.id);
   const tile = { li, thumb, conn, meter, attText, alert, signal, input, sent, student: status.student };

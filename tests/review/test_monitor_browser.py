@@ -1,0 +1,178 @@
+"""The live monitor in Chromium against a real ASGI server: charlie watches while alice and bob stream, sees a tile
+for each with attention, alert and thumbnail, and sends alice a message that reaches her proctoring socket only.
+
+daphne runs in a subprocess (pytest-django's live_server serves no WebSockets) on its own SQLite file, with the
+in-process pool and the scripted wiring analyzer (tests/proctoring/fakes.py: a frame's colour says what it shows),
+so this tests the monitor's wiring and page, not vision. The students' sockets are opened by a few lines of JS in
+their own signed-in browser contexts, sending JPEG frames the way the panel does. Screenshot:
+test-artifacts/review/monitor.png.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import service_missing
+from tests.proctoring.fakes import frame
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "review"
+CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PORT = int(os.getenv("REVIEW_MONITOR_PORT", "8107"))
+
+STREAM_JS = """
+([attemptId, frameB64]) => new Promise((resolve, reject) => {
+  const bytes = Uint8Array.from(atob(frameB64), c => c.charCodeAt(0));
+  window.events = [];
+  const ws = new WebSocket(`ws://${location.host}/ws/proctor/${attemptId}/`);
+  window.proctorSocket = ws;
+  ws.onmessage = (m) => {
+    const e = JSON.parse(m.data);
+    window.events.push(e);
+    if (e.event === "READY") { ws.send(bytes); resolve(e); }
+  };
+  ws.onclose = (e) => reject(new Error(`closed ${e.code}`));
+})
+"""
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daphne exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"daphne did not listen on {port} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_CURRENT_TEST")}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "examsite.settings",
+            "DEBUG": "true",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'monitor.sqlite3'}",
+            "INFERENCE_POOL": "local",
+            "INFERENCE_WORKERS": "1",
+            "INFERENCE_ANALYZER": "tests.proctoring.fakes:scripted_analyzer",
+            "PRIVATE_STORAGE_DIR": str(tmp_path / "private"),
+        }
+    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    seeded = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", "from tests.review.monitor_seed import main; main()"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seed = json.loads(seeded.stdout.strip().splitlines()[-1])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "monitor-daphne.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(PORT), "examsite.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_port(PORT, proc, log)
+        yield f"http://127.0.0.1:{PORT}", seed
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _login(browser, url: str, username: str, password: str):
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{url}/")
+    return page
+
+
+@pytest.mark.browser
+def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(server):
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        service_missing("playwright (the Python package) is not installed")
+    url, seed = server
+    alice_id, bob_id = seed["attempts"]["alice"], seed["attempts"]["bob"]
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            charlie = _login(browser, url, "charlie", seed["password"])
+            charlie.on("pageerror", lambda error: errors.append(str(error)))
+            charlie.goto(f"{url}/review/exams/{seed['exam']}/monitor/")
+            expect(charlie.locator("#monitor-connection")).to_have_text("Live: connected.")
+            expect(charlie.locator("#monitor-empty")).to_be_visible()
+
+            alice = _login(browser, url, "alice", seed["password"])
+            bob = _login(browser, url, "bob", seed["password"])
+            alice.evaluate(STREAM_JS, [alice_id, base64.b64encode(frame("alice")).decode()])
+            bob.evaluate(STREAM_JS, [bob_id, base64.b64encode(frame("phone")).decode()])
+
+            tiles = charlie.locator("#monitor-tiles > li")
+            expect(tiles).to_have_count(2)
+            alice_tile, bob_tile = charlie.locator(f"#tile-{alice_id}"), charlie.locator(f"#tile-{bob_id}")
+            expect(alice_tile.locator("h2")).to_have_text("Alice Adams")
+            expect(alice_tile).to_contain_text("● Connected")
+            expect(alice_tile).to_contain_text("(Focused)")
+            expect(bob_tile).to_contain_text("Phone in view")
+            expect(bob_tile).to_contain_text("(Away)")
+            expect(alice_tile.locator("img.thumb")).to_be_visible()
+            expect(charlie.locator("#monitor-announcer")).to_contain_text("Bob Brown: Phone in view")
+
+            alice_tile.get_by_label("Message to Alice Adams").fill("Please keep your face in view.")
+            alice_tile.get_by_role("button", name="Send").click()
+            expect(alice_tile.locator(".tile-sent")).to_have_text("Sent: “Please keep your face in view.”")
+            alice.wait_for_function(
+                "() => window.events.some(e => e.event === 'INSTRUCTOR_MESSAGE'"
+                " && e.message === 'Please keep your face in view.')"
+            )
+            charlie.screenshot(path=str(ARTIFACTS / "monitor.png"), full_page=True)
+            assert not bob.evaluate("window.events.some(e => e.event === 'INSTRUCTOR_MESSAGE')")
+
+            # alice leaves: her tile says so in words.
+            alice.evaluate("window.proctorSocket.close()")
+            expect(alice_tile).to_contain_text("○ Disconnected")
+        finally:
+            browser.close()
+    assert errors == []
