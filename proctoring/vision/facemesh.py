@@ -98,7 +98,7 @@ def pose_from_landmarks(points: np.ndarray) -> Pose:
     # Turning to the image's right brings the face's x axis towards the camera (negative z): yaw > 0.
     yaw = math.degrees(math.atan2(-z_axis[0], z_axis[2]))
     pitch = math.degrees(math.asin(float(np.clip(z_axis[1], -1.0, 1.0))))
-    roll = math.degrees(math.atan2(x_axis[1], x_axis[0]))
+    roll = math.degrees(math.atan2(x_axis[1], y_axis[1]))
     return Pose(yaw=round(yaw, 2), pitch=round(pitch, 2), roll=round(roll, 2))
 
 

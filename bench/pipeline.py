@@ -1,0 +1,184 @@
+"""Per-frame cost of the vision pipeline on one core, written to bench/results/pipeline.json.
+
+    python bench/evalset.py fetch && python bench/pipeline.py [--pack default] [--frames 200] [--core 0]
+
+One worker pinned to one core (os.sched_setaffinity), INFERENCE_THREADS=1, every check active: face detection,
+head pose, identity against an enrolment, and the phone detector. Frames are 640x480 JPEGs built from the
+evaluation set's photos (one face, another person, several faces, no face, a phone), decoded once up front; JPEG
+decoding is timed separately because it happens before the analysis.
+
+Reports median and p95 of the whole analysis and of each stage, frames per second on that core, the ratio of the
+whole analysis to the sum of bare model inference (each model's session run alone on its prepared tensor, in a
+loop), and the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import evalset  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
+FRAME_SOURCES = ("astronaut", "webcam_man", "grace_hopper", "zidane", "friends", "phone_on_couch", "cat")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "p95": pct(values, 95), "n": len(values)}
+
+
+def bare_ms(fn, repeats: int) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def run(*, pack: str | None, frames: int, core: int) -> dict:
+    os.sched_setaffinity(0, {core})
+    os.environ["INFERENCE_THREADS"] = "1"
+    evalset._setup_django()
+    from proctoring.vision.frames import decode_frame, encode_jpeg
+    from proctoring.vision.pipeline import get_analyzer
+    from proctoring.vision.types import EnrolledFace, Face
+
+    if not evalset.is_fetched():
+        raise SystemExit("the evaluation set is not fetched: run `python bench/evalset.py fetch`")
+    analyzer = get_analyzer(pack, threads=1)
+
+    # The enrolled student: the astronaut photo, enrolled the way face_enrol does.
+    reference = evalset.load("astronaut")
+    ref = analyzer.describe_face(reference, analyzer.main_face(analyzer.detector.detect(reference)))
+    enrolled = EnrolledFace(
+        embedding=tuple(float(v) for v in ref.embedding),
+        pack=analyzer.pack_name,
+        model_id=analyzer.embedding_model_id,
+        neutral=ref.pose,
+    )
+    jpegs = [encode_jpeg(evalset.webcam_frame(evalset.load(name)), quality=80) for name in FRAME_SOURCES]
+    decode_times, images = [], []
+    for data in jpegs * 5:
+        start = time.perf_counter()
+        images.append(decode_frame(data))
+        decode_times.append((time.perf_counter() - start) * 1000.0)
+    images = images[: len(jpegs)]
+
+    objects = frozenset({"cell phone"})
+    for image in images * 3:  # warm-up: first runs allocate and JIT-compile kernels
+        analyzer.analyze(image, enrolled=enrolled, objects=objects)
+    whole, stages = [], {}
+    for i in range(frames):
+        obs = analyzer.analyze(images[i % len(images)], enrolled=enrolled, objects=objects)
+        whole.append(obs.timings_ms["total"])
+        for key, value in obs.timings_ms.items():
+            if key != "total":
+                stages.setdefault(key, []).append(value)
+
+    # Bare inference: each model's session alone on its prepared tensor, on a frame where every model runs.
+    frame = images[0]
+    face = analyzer.main_face(analyzer.detector.detect(frame))
+    det_in, _ = analyzer.detector.preprocess(frame)
+    pose_in, pose_meta = analyzer.pose_estimator.preprocess(frame, face)
+    _, keypoints = analyzer.pose_estimator.postprocess(analyzer.pose_estimator.infer(pose_in), pose_meta)
+    emb_in, _ = analyzer.embedder.preprocess(frame, Face(face.box, face.score, keypoints or face.keypoints))
+    obj_in, _ = analyzer.object_detector.preprocess(frame)
+    repeats = max(30, frames // 4)
+    bare = {
+        "detect": bare_ms(lambda: analyzer.detector.infer(det_in), repeats),
+        "pose": bare_ms(lambda: analyzer.pose_estimator.infer(pose_in), repeats),
+        "embed": bare_ms(lambda: analyzer.embedder.infer(emb_in), repeats),
+        "objects": bare_ms(lambda: analyzer.object_detector.infer(obj_in), repeats),
+    }
+    # The same frame through the whole analysis, for a like-for-like ratio.
+    same_frame = [
+        analyzer.analyze(frame, enrolled=enrolled, objects=objects).timings_ms["total"] for _ in range(repeats)
+    ]
+    bare_sum = sum(bare.values())
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    whole_summary = summary(whole)
+    result = {
+        "pack": analyzer.pack_name,
+        "models": analyzer.models,
+        "cpu": _cpu_name(),
+        "core": core,
+        "threads": 1,
+        "frame": "640x480 JPEG q80",
+        "frames": frames,
+        "frame_mix": list(FRAME_SOURCES),
+        "checks": ["faces", "pose", "identity", "cell phone"],
+        "whole_ms": whole_summary,
+        "fps_one_core": round(1000.0 / whole_summary["median"], 1),
+        "stages_ms": {key: summary(values) for key, values in sorted(stages.items())},
+        "decode_ms": summary(decode_times),
+        "bare_inference_ms": {key: round(value, 2) for key, value in bare.items()},
+        "bare_inference_sum_ms": round(bare_sum, 2),
+        "same_frame_whole_ms": summary(same_frame),
+        "overhead_ratio": round(statistics.median(same_frame) / bare_sum, 3),
+        "rss_mb": round(peak_rss_mb, 1),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+    result["targets"] = {
+        "median_le_50ms": whole_summary["median"] <= 50,
+        "p95_le_80ms": whole_summary["p95"] <= 80,
+        "overhead_ratio_le_1_15": result["overhead_ratio"] <= 1.15,
+        "rss_le_700mb": result["rss_mb"] <= 700,
+    }
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pack", default=None)
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    result = run(pack=args.pack, frames=args.frames, core=args.core)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    stages = ", ".join(f"{k} {v['median']}" for k, v in result["stages_ms"].items())
+    print(
+        f"whole: median {result['whole_ms']['median']} ms, p95 {result['whole_ms']['p95']} ms "
+        f"({result['fps_one_core']} fps on one core)"
+    )
+    print(f"stages (median ms): {stages}")
+    print(
+        f"bare inference: {result['bare_inference_ms']} sum {result['bare_inference_sum_ms']} ms; "
+        f"overhead ratio {result['overhead_ratio']}"
+    )
+    print(f"peak RSS {result['rss_mb']} MB; load average {result['load_average']}")
+    print(f"targets: {result['targets']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

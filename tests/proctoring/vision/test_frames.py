@@ -1,0 +1,126 @@
+"""Frame decoding: real images in, typed errors out for hostile input, the pixel cap checked from the header."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import time
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from proctoring.vision.frames import FrameError, decode_frame
+
+
+def encode(rgb: np.ndarray, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR claiming width x height, with a token IDAT: what a decompression bomb looks like."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def red_square() -> np.ndarray:
+    rgb = np.zeros((48, 64, 3), dtype=np.uint8)
+    rgb[..., 0] = 200  # red in RGB
+    return rgb
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_it_decodes_each_supported_format_to_bgr(red_square, fmt):
+    image = decode_frame(encode(red_square, fmt, quality=95) if fmt != "PNG" else encode(red_square, fmt))
+
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    # BGR: red lands in the last channel.
+    assert image[..., 2].mean() > 180 and image[..., 0].mean() < 20
+
+
+def test_it_decodes_a_real_webcam_sized_photo(photo):
+    image = decode_frame(encode(photo("astronaut")[:, :, ::-1].copy(), "JPEG", quality=80))
+    assert image.shape == (512, 512, 3)
+
+
+def test_truncated_jpeg_is_corrupt(red_square):
+    data = encode(np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8), "JPEG")
+    with pytest.raises(FrameError) as err:
+        decode_frame(data[: len(data) // 2])
+    assert err.value.reason == "corrupt"
+    assert "damaged" in err.value.message
+
+
+def test_zero_bytes_is_empty():
+    with pytest.raises(FrameError) as err:
+        decode_frame(b"")
+    assert err.value.reason == "empty"
+
+
+def test_a_20000_by_20000_png_header_is_refused_before_decoding():
+    data = png_header_only(20_000, 20_000)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(FrameError) as err:
+        decode_frame(data)
+    elapsed = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert err.value.reason == "too_many_pixels"
+    # Decoding would need 1.2 GB; the header check needs next to nothing.
+    assert peak < 5_000_000
+    assert elapsed < 0.5
+
+
+def test_a_header_just_over_the_cap_names_its_size():
+    with pytest.raises(FrameError) as err:
+        decode_frame(png_header_only(5000, 5000))
+    assert err.value.reason == "too_many_pixels"
+    assert "5000x5000" in err.value.message
+
+
+def test_random_bytes_are_an_unsupported_format():
+    with pytest.raises(FrameError) as err:
+        decode_frame(os.urandom(4096))
+    assert err.value.reason == "unsupported_format"
+
+
+def test_text_is_an_unsupported_format():
+    with pytest.raises(FrameError) as err:
+        decode_frame(b"<html><body>not an image</body></html>")
+    assert err.value.reason == "unsupported_format"
+
+
+def test_a_gif_is_an_unsupported_format(red_square):
+    with pytest.raises(FrameError) as err:
+        decode_frame(encode(red_square, "GIF"))
+    assert err.value.reason == "unsupported_format"
+
+
+def test_jpeg_magic_followed_by_garbage_is_corrupt():
+    with pytest.raises(FrameError) as err:
+        decode_frame(b"\xff\xd8\xff" + os.urandom(2048))
+    assert err.value.reason == "corrupt"
+
+
+def test_bytes_over_the_cap_are_too_large(red_square):
+    data = encode(red_square, "PNG")
+    with pytest.raises(FrameError) as err:
+        decode_frame(data, max_bytes=len(data) - 1)
+    assert err.value.reason == "too_large"
+
+
+def test_a_non_bytes_argument_is_refused():
+    with pytest.raises(FrameError) as err:
+        decode_frame("not bytes")  # type: ignore[arg-type]
+    assert err.value.reason == "unsupported_format"
