@@ -4,7 +4,8 @@ Chromium's fake capture device plays a Y4M clip built from real photos (tests/e2
 own browser with its own clip, carrying the signed-in session over, because Chromium loops one file per process and
 one clip per phase keeps every phase independent of timing. The scripted exam:
 
-1. consent and face enrolment (the astronaut), the system check, then the exam page: AUTHORIZED;
+0. consent, and enrolment guidance in an empty room;
+1. face enrolment (the astronaut), the system check, then the exam page: AUTHORIZED;
 2. another person (Grace Hopper): IDENTITY_MISMATCH;
 3. two faces (Zidane and Ancelotti): MULTIPLE_FACES;
 4. nobody: FACE_NOT_FOUND;
@@ -245,8 +246,8 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
     with sync_playwright() as pw:
         phase = None
         try:
-            # 1. Sign in, consent, enrol, start the exam, system check, and the exam page with the right person.
-            phase = Phase(pw, clips["enrol"], None, "1-enrol")
+            # 0. Sign in and consent; enrolling in an empty room gets calm guidance and counts no photo.
+            phase = Phase(pw, clips["nobody"], None, "0-consent")
             page = phase.page
             page.goto(f"{url}/accounts/login/?next=/proctoring/enrol/")
             page.fill("#id_username", seed["username"])
@@ -258,6 +259,21 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.check("#id_understood")
             page.click("button[value=accept]")
             page.wait_for_url(re.compile(r"/proctoring/enrol/"))
+            page.click("#start")
+            page.wait_for_function(
+                "document.getElementById('guidance').textContent.includes(\"couldn't find a face\")",
+                timeout=FIRST_EVENT_TIMEOUT_MS,
+            )
+            assert page.inner_text("#progress-text") == "0 of 5 good photos"
+            phase.shot("enrol-guidance")
+            page.click("#stop")
+            page.wait_for_selector("#stop", state="hidden")
+            state = phase.close()
+
+            # 1. Enrol, start the exam, pass the system check, and the exam page with the right person.
+            phase = Phase(pw, clips["enrol"], state, "1-enrol")
+            page = phase.page
+            page.goto(f"{url}/proctoring/enrol/")
             page.click("#start")
             page.wait_for_selector("#result:not([hidden]) h2", timeout=FIRST_EVENT_TIMEOUT_MS)
             phase.shot("enrolled")
