@@ -359,6 +359,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
     assert len(report["sessions"]) == 1, report["sessions"]
     session = report["sessions"][0]
     assert session["resumed_count"] >= 4, session
+    assert session["status"] == "ended", "submitting the exam ends its proctoring session"
     assert session["observations"] > 0
     kinds = {flag["kind"] for flag in report["flags"]}
     assert {"identity_mismatch", "multiple_faces", "face_not_found", "phone_detected"} <= kinds, report["flags"]
