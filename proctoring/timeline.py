@@ -188,6 +188,11 @@ def render(
         out.append(f'<text x="{mx}" y="{y + 12}" text-anchor="middle" class="tl-mark-letter">{letter}</text>')
         out.append("</g>")
 
+    # An empty lane says so: a blank row could also mean "not drawn".
+    for lane in ("browser", "stream"):
+        if not any(m.lane == lane for m in marks):
+            out.append(f'<text x="{LEFT + 6}" y="{lane_y[lane] + 18}" class="tl-note">none recorded</text>')
+
     # Attention chart with the label thresholds drawn and named (Focused >= 70, Distracted >= 40).
     def y_of(value: float) -> float:
         return round(chart_top + CHART_H * (1 - value / 100.0), 1)
