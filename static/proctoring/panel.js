@@ -326,6 +326,8 @@ async function startCamera() {
   setCamera("on", "On");
   signal("camera_started");
   stream.getVideoTracks().forEach((track) => track.addEventListener("ended", () => {
+    // Stop sending: the <video> would keep showing its last picture, and a frozen frame is not a live camera.
+    stream = null;
     setCamera("off", "Stopped");
     notify("CAMERA_STOPPED", "Your camera stopped. Please turn it back on; your exam continues.", { assertive: true });
     cameraRetryButton.hidden = false;
