@@ -160,3 +160,42 @@ def test_csv_cells_that_look_like_formulas_are_defused(charlie, exam, alice, ali
     response = client_for(charlie).get(reverse("proctoring:review_export", args=[exam.pk]), {"what": "attempts"})
     row = next(r for r in csv.DictReader(io.StringIO(response.content.decode())) if r["username"] == "alice")
     assert row["name"] == "'=cmd"
+
+
+def test_an_attempt_without_proctoring_data_says_so(charlie, exam, bob):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from exams.models import Attempt
+
+    now = timezone.now()
+    attempt = Attempt.objects.create(exam=exam, student=bob, started_at=now, deadline=now + timedelta(hours=1))
+    page = client_for(charlie).get(reverse("proctoring:review_attempt", args=[attempt.pk])).content.decode()
+    assert "No proctoring data for this attempt." in page and "<svg" not in page
+
+
+def test_the_sensitivity_form_explains_bad_values_and_changes_nothing(charlie, exam, alice_attempt):
+    url = reverse("proctoring:review_rescore", args=[exam.pk])
+    client = client_for(charlie)
+    form = {
+        "checks": ["face_not_found", "multiple_faces", "identity_mismatch", "phone_detected", "looking_away"],
+        "k": 6,
+        "n": 5,
+        "clear_after": 3,
+        "cooldown_s": 5,
+        "yaw_limit": 30,
+        "pitch_limit": 25,
+        "gaze_limit": 20,
+        "phone_threshold": 0.5,
+        "action": "apply",
+    }
+    page = client.post(url, form).content.decode()
+    assert "k cannot be larger than n" in page
+    page = client.post(url, {**form, "k": 3, "phone_threshold": 7, "action": "preview"}).content.decode()
+    assert "Ensure this value is less than or equal to 1" in page and 'id="preview"' not in page
+    exam.refresh_from_db()
+    assert exam.proctoring_settings == {}
+    # The form starts from the exam's current settings.
+    page = client.get(url).content.decode()
+    assert 'name="phone_threshold" value="0.5"' in page
