@@ -173,7 +173,23 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     assert {"type": "signal", "signal": "camera_started"} in server.texts()
     page.screenshot(path=str(ARTIFACTS / "panel-protocol.png"), full_page=True)
 
-    # 7. A dropped connection reconnects by itself and the server resumes the same session.
+    # 7. The camera stopping (unplugged, taken by another app) is reported, and the stream stops rather than
+    #    resending a frozen picture; the student can turn it back on.
+    page.evaluate(
+        "document.getElementById('proctor-preview').srcObject.getVideoTracks()[0].dispatchEvent(new Event('ended'))"
+    )
+    settle(page, lambda: {"type": "signal", "signal": "camera_stopped"} in server.texts())
+    page.wait_for_selector("#proctor-camera-retry:not([hidden])")
+    assert page.inner_text("#proctor-camera") == "Stopped"
+    page.wait_for_function("document.getElementById('proctor-assertive').textContent.includes('camera stopped')")
+    sent = len(server.frames())
+    server.send({"event": "FRAME_ACK", "seq": 3})
+    page.wait_for_timeout(3 * INTERVAL_MS)
+    assert len(server.frames()) == sent, "no stream from a stopped camera"
+    page.click("#proctor-camera-retry")
+    page.wait_for_selector('#proctor-camera[data-state="on"]')
+
+    # 8. A dropped connection reconnects by itself and the server resumes the same session.
     server.connections[-1].close(code=1011, reason="server restart")
     page.wait_for_selector('#proctor-connection[data-state="reconnecting"]')
     settle(page, lambda: len(server.connections) == 2, timeout_ms=10_000)
@@ -183,7 +199,7 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     page.wait_for_function("document.getElementById('proctor-connection').textContent.includes('session continues')")
     settle(page, lambda: len(server.frames(1)) == 1)
 
-    # 8. A final close code is explained and not retried; the exam page stays where it is, never ended by the panel.
+    # 9. A final close code is explained and not retried; the exam page stays where it is, never ended by the panel.
     server.connections[-1].close(code=4409, reason="attempt not in progress")
     page.wait_for_selector('#proctor-connection[data-state="closed"]')
     assert "no longer in progress" in page.inner_text("#proctor-connection")
