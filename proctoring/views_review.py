@@ -17,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -95,6 +96,8 @@ def exam_attempts(request: HttpRequest, exam_id: int) -> HttpResponse:
         "state": state,
         "states": list(STATES.items()),
         "query": query,
+        # Column headers sort with links that keep the filters.
+        "filters": urlencode({k: v for k, v in (("kind", kind), ("state", state), ("q", query)) if v}),
         "runs": list(exam_rescore_runs(exam=exam)[:5]),
     }
     return render(request, "review/exam_attempts.html", context)

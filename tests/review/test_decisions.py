@@ -199,3 +199,10 @@ def test_the_sensitivity_form_explains_bad_values_and_changes_nothing(charlie, e
     # The form starts from the exam's current settings.
     page = client.get(url).content.decode()
     assert 'name="phone_threshold" value="0.5"' in page
+
+
+def test_column_headers_sort_and_keep_the_filters(charlie, exam, alice_attempt, bob_attempt):
+    url = reverse("proctoring:review_exam", args=[exam.pk])
+    body = client_for(charlie).get(url, {"state": "needs review", "q": "b"}).content.decode()
+    assert 'href="?sort=student&state=needs+review&amp;q=b"' in body
+    assert 'aria-sort="descending"><a href="?sort=priority' in body
