@@ -124,6 +124,7 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
             expect(attempts.locator("tr", has_text="Alice")).to_contain_text("the new settings would not raise it")
             expect(attempts.locator("tr", has_text="Bob")).to_contain_text("Phone detected: 1 → 0")
             preview.screenshot(path=str(ARTIFACTS / "rescore-preview.png"))
+            page.screenshot(path=str(ARTIFACTS / "rescore.png"), full_page=True)
             assert not FlagWithdrawal.objects.exists()  # a preview changes nothing
             page.get_by_role("button", name="Apply these settings").click()
             expect(page.locator(".messages")).to_contain_text("New sensitivity applied")
