@@ -189,7 +189,8 @@ class ObjectDetector(Model):
         self.last_infer_ms = 0.0
         tensors, meta = self.preprocess(image)
         outputs = self._timed(self.infer, tensors)
-        found = self.postprocess(outputs, meta)
+        # Post-processing may skip labels nobody asked for (the SSD decodes only those columns).
+        found = self.postprocess(outputs, {**meta, "labels": labels})
         return [o for o in found if labels is None or o.label in labels]
 
     @abstractmethod

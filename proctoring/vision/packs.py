@@ -98,6 +98,9 @@ class PackFile:
         """Installed file names: an OpenVINO IR is an .xml with its .bin weights beside it."""
         if self.convert and self.convert.get("kind") == "openvino_ir":
             return [self.name, self.name[: -len(".xml")] + ".bin"]
+        if self.convert and self.convert.get("extra_outputs"):
+            # a plugin conversion that writes companions (an IR's .bin, anchors) names them here
+            return [self.name, *self.convert["extra_outputs"]]
         return [self.name]
 
 
@@ -261,7 +264,11 @@ def install_pack(
     for index, pf in enumerate(manifest.files.values(), start=1):
         prefix = f"[{index}/{total}] {pf.name}"
         outputs = [pack_dir / out for out in pf.outputs()]
-        if all(p.is_file() and (pf.pinned(p.name) or record["files"].get(p.name)) == sha256_of(p) for p in outputs):
+        hashes = {p.name: sha256_of(p) for p in outputs if p.is_file()}
+        if all(
+            hashes.get(p.name) and (pf.pinned(p.name) or record["files"].get(p.name)) == hashes[p.name] for p in outputs
+        ):
+            record["files"].update(hashes)
             progress(f"{prefix}: present, checksum ok")
             continue
         src = _fetch_source(

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from proctoring.vision import blazeface, facemesh
+from proctoring.vision import blazeface, facemesh, ssd
 from proctoring.vision.arcface import ARCFACE_TEMPLATE, ArcFaceEmbedder, similarity_transform
 from proctoring.vision.base import l2_normalise
 from proctoring.vision.blazeface import BlazeFaceDetector, anchors
@@ -90,27 +90,56 @@ def test_blazeface_detect_runs_on_an_injected_session():
     assert len(faces) == 1
 
 
+def logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def canned_ssd(entries, count: int = 8):
+    """entries: (anchor index, coco id, score, [ymin, xmin, ymax, xmax]) with the box equal to the anchor (zero
+    encodings decode to the anchor itself)."""
+    logits = np.full((1, count, 91), -10.0, dtype=np.float32)
+    encodings = np.zeros((1, count, 1, 4), dtype=np.float32)
+    anchors = np.tile(np.array([[0.0, 0.0, 0.1, 0.1]], dtype=np.float32), (count, 1))
+    for index, coco_id, score, box in entries:
+        logits[0, index, coco_id] = logit(score)
+        anchors[index] = box
+    return (logits, encodings), anchors
+
+
 def test_ssd_postprocess_names_coco_ids_and_scales_normalised_boxes():
-    boxes = np.zeros((1, 100, 4), dtype=np.float32)
-    scores = np.zeros((1, 100), dtype=np.float32)
-    classes = np.ones((1, 100), dtype=np.float32)
-    boxes[0, 0], scores[0, 0], classes[0, 0] = [0.1, 0.2, 0.5, 0.6], 0.9, 77  # cell phone
-    boxes[0, 1], scores[0, 1], classes[0, 1] = [0.0, 0.0, 1.0, 0.5], 0.8, 1  # person
-    boxes[0, 2], scores[0, 2], classes[0, 2] = [0.3, 0.3, 0.4, 0.4], 0.3, 77  # a weak phone: below threshold
-    boxes[0, 3], scores[0, 3], classes[0, 3] = [0.3, 0.3, 0.4, 0.4], 0.9, 12  # id 12 is a gap in COCO's ids
+    outputs, anchors = canned_ssd(
+        [
+            (0, 77, 0.9, [0.1, 0.2, 0.5, 0.6]),  # cell phone
+            (1, 1, 0.8, [0.0, 0.0, 1.0, 0.5]),  # person
+            (2, 77, 0.3, [0.3, 0.3, 0.4, 0.4]),  # a weak phone: below threshold
+            (3, 77, 0.7, [0.11, 0.2, 0.5, 0.6]),  # the same phone again: suppressed by NMS
+        ]
+    )
     detector = SSDMobileNetDetector(params={"score_threshold": 0.5})
-    found = detector.postprocess((boxes, scores, classes), {"image": (640, 480)})
+    meta = {"image": (640, 480), "anchors": anchors, "labels": None}
+    found = detector.postprocess(outputs, meta)
 
     assert [o.label for o in found] == ["cell phone", "person"]
-    assert found[0].box == pytest.approx((0.2 * 640, 0.1 * 480, 0.6 * 640, 0.5 * 480))
+    assert found[0].box == pytest.approx((0.2 * 640, 0.1 * 480, 0.6 * 640, 0.5 * 480), abs=0.1)
+    assert found[0].score == pytest.approx(0.9, abs=1e-3)
+    # only the requested labels are decoded
+    assert [o.label for o in detector.postprocess(outputs, {**meta, "labels": frozenset({"person"})})] == ["person"]
+
+
+def test_ssd_box_decoding_follows_the_tf_box_coder():
+    anchors = np.array([[0.2, 0.2, 0.4, 0.6]], dtype=np.float32)  # centre (0.3, 0.4), h 0.2, w 0.4
+    encodings = np.array([[1.0, -2.0, 5 * math.log(2), 0.0]], dtype=np.float32)  # y +0.1*h, x -0.2*w, h x2
+    (ymin, xmin, ymax, xmax) = ssd.decode_boxes(encodings, anchors)[0]
+    assert (ymin + ymax) / 2 == pytest.approx(0.3 + 0.1 * 0.2)
+    assert (xmin + xmax) / 2 == pytest.approx(0.4 - 0.2 * 0.4)
+    assert ymax - ymin == pytest.approx(0.4) and xmax - xmin == pytest.approx(0.4)
 
 
 def test_ssd_per_label_thresholds_override_the_default():
-    boxes = np.zeros((1, 2, 4), dtype=np.float32)
-    scores = np.array([[0.45, 0.45]], dtype=np.float32)
-    classes = np.array([[77, 84]], dtype=np.float32)
+    outputs, anchors = canned_ssd([(0, 77, 0.45, [0, 0, 0.5, 0.5]), (1, 84, 0.45, [0.5, 0.5, 1, 1])])
     detector = SSDMobileNetDetector(params={"score_threshold": 0.5, "thresholds": {"cell phone": 0.4}})
-    assert [o.label for o in detector.postprocess((boxes, scores, classes), {"image": (10, 10)})] == ["cell phone"]
+    found = detector.postprocess(outputs, {"image": (10, 10), "anchors": anchors, "labels": None})
+    assert [o.label for o in found] == ["cell phone"]
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
