@@ -45,8 +45,10 @@ class CeleryPool(InferencePool):
             TASK_NAME,
             args=[payload],
             queue=QUEUE,
-            # The broker drops a stale frame itself; the worker checks the deadline again when it starts.
-            expires=datetime.fromtimestamp(job.deadline, tz=UTC) if job.deadline else None,
+            # Two clocks, on purpose. The worker answers EXPIRED itself for a frame past its deadline, so the
+            # consumer hears about the shed frame at once. Celery's own expiry comes later, when the consumer has
+            # stopped waiting (its timeout): only then may a stale message vanish unanswered from the queue.
+            expires=datetime.fromtimestamp(job.deadline + self.timeout_s, tz=UTC) if job.deadline else None,
             ignore_result=True,
         )
         try:
