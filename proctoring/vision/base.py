@@ -225,6 +225,8 @@ def onnx_session(path: Path, *, threads: int) -> Any:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    # Denormal floats cost 4x in the embedder under OpenVINO; flush them here too.
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     try:
@@ -234,7 +236,8 @@ def onnx_session(path: Path, *, threads: int) -> Any:
 
 
 def openvino_compiled(path: Path, *, threads: int, reshape: dict | None = None) -> Any:
-    """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason."""
+    """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason,
+    and denormals flushed to zero."""
     import openvino as ov
 
     from .packs import ModelPackError
@@ -247,7 +250,14 @@ def openvino_compiled(path: Path, *, threads: int, reshape: dict | None = None) 
         return core.compile_model(
             model,
             "CPU",
-            {"INFERENCE_NUM_THREADS": max(1, threads), "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"},
+            {
+                "INFERENCE_NUM_THREADS": max(1, threads),
+                "NUM_STREAMS": 1,
+                "PERFORMANCE_HINT": "LATENCY",
+                # Flush denormal floats to zero. The ArcFace embedder's activations go denormal: 14 ms per face
+                # without this, 3.6 ms with it, and the same embedding to within rounding (measured on one core).
+                "CPU_DENORMALS_OPTIMIZATION": True,
+            },
         )
     except Exception as exc:
         raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
