@@ -469,7 +469,7 @@ def preferred(results: dict) -> dict[str, str]:
     """The issue's order: a licence that allows commercial use, then accuracy, then speed (median ms)."""
 
     def commercial(name: str) -> bool:
-        return not name.startswith("faceplugin")
+        return not name.startswith(("faceplugin", "yolo"))
 
     def ms(row: dict) -> float:
         return (row.get("ms_640x480") or row.get("ms_per_face"))["median"]
@@ -494,7 +494,11 @@ def preferred(results: dict) -> dict[str, str]:
         "phone": lambda n, r: (not commercial(n), -found(r), ms(r)),
     }
     return {
-        section: min(results[section].items(), key=lambda item, k=key: k(*item))[0] for section, key in keys.items()
+        section: min(
+            ((n, r) for n, r in results[section].items() if section != "phone" or "found" in r),
+            key=lambda item, k=key: k(*item),
+        )[0]
+        for section, key in keys.items()
     }
 
 
@@ -502,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one numbered flo
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--no-dlib", action="store_true", help="skip the dlib candidates (no .venv-compare)")
+    parser.add_argument("--yolo-onnx", type=Path, help="also time (and score) a YOLO COCO ONNX for the phone check")
+    parser.add_argument(
+        "--yolo-speed-only",
+        action="store_true",
+        help="the --yolo-onnx file has random weights (built from yolov8n.yaml): record its speed only",
+    )
     parser.add_argument("--dlib-worker", nargs=2, metavar=("IN_NPZ", "OUT_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dlib_worker:
@@ -723,6 +733,33 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one numbered flo
             "licence": LICENCES["ssd"],
         }
 
+    if args.yolo_onnx:
+        from proctoring.vision.yolo import YoloOnnxDetector
+
+        yolo = YoloOnnxDetector(files={"model": args.yolo_onnx}, params={"conf_threshold": 0.25}, threads=1)
+        yolo.load()
+
+        def yolo_phones(image) -> list[float]:
+            return [o.score for o in yolo.detect(image, labels=frozenset({"cell phone"}))]
+
+        row: dict[str, Any] = {
+            "ms_640x480": timed(lambda: yolo_phones(frame), reps),
+            "note": "letterboxed to 640x640, onnxruntime, 1 thread",
+            "licence": "AGPL-3.0 (Ultralytics): a closed-source service needs an Enterprise licence",
+        }
+        if args.yolo_speed_only:
+            row["note"] += "; random weights (yolov8n.yaml, no trained weights on this network): speed only"
+        else:
+            scores = {k: max(yolo_phones(v) or [0.0]) for k, v in images.items()}
+            row["phone_scores_on_phone_images"] = {k: round(s, 3) for k, s in scores.items() if phone_labels[k]}
+            row["found"] = f"{sum(s >= PHONE_THRESHOLD for k, s in scores.items() if phone_labels[k])}/" + str(
+                sum(phone_labels.values())
+            )
+            row["false_alarms"] = {
+                k: round(s, 3) for k, s in scores.items() if not phone_labels[k] and s >= PHONE_THRESHOLD
+            }
+        phone["yolov8n_onnx"] = row
+
     # 5. dlib, in its own venv: HOG detection and the ResNet embedding on the same faces.
     if not args.no_dlib:
         print("5/5 dlib in .venv-compare", flush=True)
@@ -751,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one numbered flo
         for name, row in results[section].items():
             speed = row.get("ms_640x480") or row.get("ms_per_face")
             summary = row.get("accuracy", row.get("yaw_sign_flips_on_mirror", row.get("found", row.get("separable"))))
+            summary = "-" if summary is None else summary
             print(f"{section:9} {name:52} {summary!s:>8}  {speed['median']:7.2f} ms (p95 {speed['p95']:.2f})")
     return 0
 

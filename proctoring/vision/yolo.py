@@ -323,6 +323,6 @@ def export_onnx(src: Path, out: Path, *, imgsz: int = 640, timeout: int = 600) -
 def convert_for_pack(src: Path, out: Path, spec: dict[str, Any], progress: Any = print) -> list[Path]:
     """The pack installer's conversion hook (``"convert": {"kind": "plugin", "function": "...:convert_for_pack"}``)."""
     if Path(src).suffix.lower() == ".pt":
-        progress("exporting .pt -> ONNX with ultralytics in .venv-yolo (about 10 s)")
+        progress("exporting .pt -> ONNX with ultralytics in .venv-yolo (a few seconds)")
     export_onnx(Path(src), Path(out), imgsz=int(spec.get("imgsz", 640)))
     return [Path(out)]
