@@ -24,12 +24,17 @@ image's right, roll > 0 clockwise in the image.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .base import FaceDetector, FaceEmbedder, PoseEstimator
 from .types import Face, Pose
+
+# insightface 2.1's face_align calls skimage's SimilarityTransform.estimate, deprecated in scikit-image 0.26: one
+# FutureWarning per aligned face would flood a worker's log. Silenced for that module only.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.utils\.face_align")
 
 NON_COMMERCIAL = (
     "InsightFace buffalo_l/buffalo_s weights: non-commercial research purposes only (InsightFace model licence)"
