@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import FaceEmbedder
+from .base import FaceEmbedder, PixelFormat
 from .types import Face
 
 # InsightFace's arcface_dst: where the 5 points land in a 112x112 crop.
@@ -42,8 +42,17 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 class ArcFaceEmbedder(FaceEmbedder):
     """params: model_id, dim, threshold (cosine similarity for a match), input_mean, input_std, rgb."""
 
+    @property
+    def pixels(self) -> PixelFormat:
+        return PixelFormat(
+            mean=float(self.params.get("input_mean", 127.5)),
+            scale=float(self.params.get("input_std", 127.5)),
+            rgb=bool(self.params.get("rgb", True)),
+            layout="NCHW",
+        )
+
     def _load(self) -> Any:
-        return self.open_session(self.files["model"])
+        return self.open_session(self.files["model"], pixels=self.pixels)
 
     def preprocess(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, dict[str, Any]]:
         import cv2
@@ -52,12 +61,7 @@ class ArcFaceEmbedder(FaceEmbedder):
             raise ValueError("ArcFace alignment needs 5 keypoints")
         matrix = similarity_transform(np.asarray(face.keypoints[:5]), ARCFACE_TEMPLATE)
         crop = cv2.warpAffine(image, matrix, (112, 112), borderValue=0.0)
-        mean = float(self.params.get("input_mean", 127.5))
-        std = float(self.params.get("input_std", 127.5))
-        tensor = cv2.dnn.blobFromImage(
-            crop, 1.0 / std, None, (mean, mean, mean), swapRB=bool(self.params.get("rgb", True))
-        )
-        return tensor, {}
+        return self.to_tensor(crop, self.pixels), {}
 
     def infer(self, tensors: np.ndarray) -> np.ndarray:
         return self.run_session(tensors)[0]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +36,17 @@ import numpy as np
 from .types import DetectedObject, Face, Pose
 
 Keypoints = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """What a model expects of its pixels: (x - mean) / scale, RGB or BGR, in NCHW or NHWC."""
+
+    mean: float = 127.5
+    scale: float = 127.5
+    rgb: bool = True
+    layout: str = "NCHW"
+    input_name: str | None = None
 
 
 class Model(ABC):
@@ -77,12 +89,30 @@ class Model(ABC):
     def _load(self) -> Any:
         """Import the runtime and return a ready session. Raise ModelPackError (packs.py) on a bad file."""
 
-    def open_session(self, path: Path, *, reshape: dict | None = None) -> Any:
+    def open_session(self, path: Path, *, reshape: dict | None = None, pixels: PixelFormat | None = None) -> Any:
         """A session for ``path`` on the runtime the manifest picks (params.runtime), measured per model:
-        "onnxruntime" (default) or "openvino"."""
+        "onnxruntime" (default) or "openvino".
+
+        With ``pixels``, an OpenVINO model takes the BGR uint8 image as it is (1, H, W, 3) and converts type, colour
+        order, layout and normalisation inside the compiled graph (its PrePostProcessor), which is cheaper than
+        doing it in numpy per frame; ``to_tensor`` then hands the image straight through.
+        """
         if self.params.get("runtime", "onnxruntime") == "openvino":
-            return openvino_compiled(path, threads=self.threads, reshape=reshape)
+            self.pixels_in_graph = pixels is not None
+            return openvino_compiled(path, threads=self.threads, reshape=reshape, pixels=pixels)
+        self.pixels_in_graph = False
         return onnx_session(path, threads=self.threads)
+
+    def to_tensor(self, image: np.ndarray, pixels: PixelFormat) -> np.ndarray:
+        """BGR uint8 HxWx3 -> the model's input tensor (or the image itself when the graph converts it)."""
+        if getattr(self, "pixels_in_graph", False):
+            return image[None]
+        import cv2
+
+        if pixels.layout == "NCHW":
+            return cv2.dnn.blobFromImage(image, 1.0 / pixels.scale, None, (pixels.mean,) * 3, swapRB=pixels.rgb)
+        source = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if pixels.rgb else image
+        return ((source.astype(np.float32) - pixels.mean) * (1.0 / pixels.scale))[None]
 
     def run_session(self, tensor: np.ndarray) -> list[np.ndarray]:
         """One input tensor -> the list of outputs, in the model's output order, whichever runtime holds it."""
@@ -235,9 +265,11 @@ def onnx_session(path: Path, *, threads: int) -> Any:
         raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
 
 
-def openvino_compiled(path: Path, *, threads: int, reshape: dict | None = None) -> Any:
+def openvino_compiled(
+    path: Path, *, threads: int, reshape: dict | None = None, pixels: PixelFormat | None = None
+) -> Any:
     """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason,
-    and denormals flushed to zero."""
+    denormals flushed to zero, and optionally the pixel conversion built into the graph (see Model.open_session)."""
     import openvino as ov
 
     from .packs import ModelPackError
@@ -247,6 +279,18 @@ def openvino_compiled(path: Path, *, threads: int, reshape: dict | None = None) 
         model = core.read_model(str(path))
         if reshape:
             model.reshape(reshape)
+        if pixels is not None:
+            from openvino.preprocess import ColorFormat, PrePostProcessor
+
+            ppp = PrePostProcessor(model)
+            port = ppp.input(pixels.input_name) if pixels.input_name else ppp.input()
+            port.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+            port.model().set_layout(ov.Layout(pixels.layout))
+            steps = port.preprocess().convert_element_type(ov.Type.f32)
+            if pixels.rgb:
+                steps.convert_color(ColorFormat.RGB)
+            steps.mean(pixels.mean).scale(pixels.scale)
+            model = ppp.build()
         return core.compile_model(
             model,
             "CPU",

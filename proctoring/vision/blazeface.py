@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import FaceDetector
+from .base import FaceDetector, PixelFormat
 from .types import Face
 
 # name -> (input size, strides, anchors per grid cell). From MediaPipe's SsdAnchorsCalculator options.
@@ -20,6 +20,10 @@ VARIANTS: dict[str, tuple[int, tuple[int, ...], int]] = {
     "short": (128, (8, 16, 16, 16), 2),
     "full": (192, (4,), 1),
 }
+
+
+# (x - 127.5) / 127.5 in RGB, NCHW
+PIXELS = PixelFormat(mean=127.5, scale=127.5, rgb=True, layout="NCHW")
 
 
 @cache
@@ -71,7 +75,7 @@ class BlazeFaceDetector(FaceDetector):
     def _load(self) -> Any:
         if self.fallback is not None:
             self.fallback.load()
-        return self.open_session(self.files["model"])
+        return self.open_session(self.files["model"], pixels=PIXELS)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         faces = super().detect(image)
@@ -98,8 +102,7 @@ class BlazeFaceDetector(FaceDetector):
         canvas = cv2.copyMakeBorder(
             resized, pad_y, size - nh - pad_y, pad_x, size - nw - pad_x, cv2.BORDER_CONSTANT, value=(0, 0, 0)
         )
-        # (x - 127.5) / 127.5 in RGB, NCHW, in one C++ pass.
-        tensor = cv2.dnn.blobFromImage(canvas, 1.0 / 127.5, None, (127.5, 127.5, 127.5), swapRB=True)
+        tensor = self.to_tensor(canvas, PIXELS)
         return np.ascontiguousarray(tensor), {"scale": scale, "pad": (pad_x, pad_y), "size": size, "image": (w, h)}
 
     def infer(self, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,11 +146,20 @@ class BlazeFaceDetector(FaceDetector):
 
 
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Downscale with area averaging. Bilinear (0.2 ms instead of about 1-2.5 ms on a 640x480 frame) aliases
-    small faces away: it lost one of the six faces of the group photo t1.jpg, and pyrDown + bilinear did too."""
+    """Downscale with anti-aliasing, cheaply.
+
+    Plain bilinear from a large image to 192 px aliases small faces away (it lost one of the six faces of the group
+    photo t1.jpg). INTER_AREA keeps them but costs about 0.9 ms on a 640x480 frame, because 640 -> 192 is not a
+    whole factor. Bilinear to twice the target, then INTER_AREA by exactly 2 (OpenCV's fast path), keeps every
+    labelled face of the evaluation set and costs about 0.2 ms.
+    """
     import cv2
 
-    interpolation = cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR
+    width, height = size
+    if image.shape[1] > 2 * width and image.shape[0] > 2 * height:
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if image.shape[1] > width else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interpolation)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Keypoints, PoseEstimator
+from .base import Keypoints, PixelFormat, PoseEstimator
 from .types import Face, Pose
 
 # Face Mesh landmark indices (MediaPipe topology). "Left/right" here are image sides for a frontal face.
@@ -26,6 +26,8 @@ MOUTH_IMAGE_LEFT, MOUTH_IMAGE_RIGHT = 61, 291
 # Eye centres, as the mean of each eye's contour points, for the 5-point alignment of the embedder.
 EYE_IMAGE_LEFT = (33, 133, 159, 145, 158, 153, 160, 144)
 EYE_IMAGE_RIGHT = (263, 362, 386, 374, 385, 380, 387, 373)
+# RGB in [0, 1], NCHW
+PIXELS = PixelFormat(mean=0.0, scale=255.0, rgb=True, layout="NCHW")
 
 
 class FaceMeshPoseEstimator(PoseEstimator):
@@ -35,7 +37,7 @@ class FaceMeshPoseEstimator(PoseEstimator):
     input_size = 192
 
     def _load(self) -> Any:
-        return self.open_session(self.files["model"])
+        return self.open_session(self.files["model"], pixels=PIXELS)
 
     def preprocess(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, dict[str, Any]]:
         import cv2
@@ -56,8 +58,7 @@ class FaceMeshPoseEstimator(PoseEstimator):
             dtype=np.float64,
         )
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        tensor = cv2.dnn.blobFromImage(crop, 1.0 / 255.0, None, (0, 0, 0), swapRB=True)
-        return tensor, {"matrix": matrix, "scale": scale}
+        return self.to_tensor(crop, PIXELS), {"matrix": matrix, "scale": scale}
 
     def infer(self, tensors: np.ndarray) -> list[np.ndarray]:
         return self.run_session(tensors)

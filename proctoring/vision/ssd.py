@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import ObjectDetector, openvino_compiled
+from .base import ObjectDetector, PixelFormat, openvino_compiled
 from .coco import COCO91
 from .types import DetectedObject
 
@@ -28,6 +28,8 @@ IMAGE_TENSOR = "image_tensor:0"  # still a parameter after the cut: only its sta
 LOGITS_TENSOR = "concat_1:0"
 BOXES_TENSOR = "concat:0"
 ANCHORS_TENSOR = "Concatenate/concat:0"
+# The graph's own preprocessing is x * 2/255 - 1 on RGB, NHWC.
+PIXELS = PixelFormat(mean=127.5, scale=127.5, rgb=True, layout="NHWC", input_name=INPUT_TENSOR)
 # FasterRcnnBoxCoder scale factors of the TF OD config (y, x, h, w).
 BOX_SCALE = np.array([10.0, 10.0, 5.0, 5.0], dtype=np.float32)
 LABEL_IDS = {label: coco_id for coco_id, label in COCO91.items()}
@@ -44,8 +46,9 @@ class SSDMobileNetDetector(ObjectDetector):
         shape = [1, size, size, 3]
         self.anchors = np.load(self.files["anchors"]).astype(np.float32)
         self._dummy_image = np.zeros(shape, dtype=np.uint8)
+        self.pixels_in_graph = True
         return openvino_compiled(
-            self.files["model"], threads=self.threads, reshape={INPUT_TENSOR: shape, IMAGE_TENSOR: shape}
+            self.files["model"], threads=self.threads, reshape={INPUT_TENSOR: shape, IMAGE_TENSOR: shape}, pixels=PIXELS
         )
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -56,9 +59,7 @@ class SSDMobileNetDetector(ObjectDetector):
         # The model was trained on stretched (not letterboxed) 300x300 inputs; its boxes are normalised, so they
         # map back to the frame by its own width and height.
         resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-        tensor = (rgb.astype(np.float32) * (2.0 / 255.0) - 1.0)[None]
-        return tensor, {"image": (w, h), "anchors": getattr(self, "anchors", None)}
+        return self.to_tensor(resized, PIXELS), {"image": (w, h), "anchors": getattr(self, "anchors", None)}
 
     def infer(self, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.session({INPUT_TENSOR: tensors, IMAGE_TENSOR: self._dummy_image})
