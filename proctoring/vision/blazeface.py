@@ -118,7 +118,7 @@ class BlazeFaceDetector(FaceDetector):
         logits = np.asarray(logits, dtype=np.float32).reshape(-1)
         size = meta["size"]
         anchor = anchors(self.variant)
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))  # float32 exp overflows past 88
         keep = scores >= float(self.params.get("score_threshold", 0.5))
         if not keep.any():
             return []
