@@ -154,7 +154,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 10},
+            # redis-py 8 defaults to a 5 s socket timeout, the same as channels-redis' 5 s blocking pop: the
+            # read can time out just before the pop returns, and the consumer dies. The read must outlast the pop.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 200, "expiry": 10},
         }
     }
 else:

@@ -130,7 +130,7 @@ class Backend:
             return await asyncio.gather(*(self.pool.analyze(j) for j in jobs))
         from channels_redis.core import RedisChannelLayer
 
-        layer = RedisChannelLayer(hosts=[REDIS_URL])
+        layer = RedisChannelLayer(hosts=[{"address": REDIS_URL, "socket_timeout": 30}])
         channel = await layer.new_channel()
 
         async def relay():

@@ -1,0 +1,80 @@
+"""The consumer with each real back end (spawned local workers; a Celery worker with results over a Redis channel
+layer): a worker killed mid-frame costs one frame, reported as a server error; the session goes on and nothing
+stored before is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from proctoring import pool as pool_module
+from proctoring.models import Flag, Observation, ProctoringSession
+from tests.proctoring.fakes import frame
+from tests.proctoring.test_consumer import ANALYSED, alice, join, names, show, sitting, until  # noqa: F401
+from tests.proctoring.test_pool import REDIS_URL, SCRIPTED, start_backend, stop_backend
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(params=["local", "celery"])
+def backend(request, settings, tmp_path):
+    settings.PRIVATE_STORAGE_DIR = tmp_path / "private"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if request.param == "celery":
+        # Results come back to the consumer's channel name, so the channel layer must be one the worker reaches.
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+            }
+        }
+    backend = start_backend(request.param, SCRIPTED, timeout_s=120.0)
+    try:
+        import asyncio
+
+        from tests.proctoring.test_pool import job
+
+        asyncio.run(backend.run(job(frame("alice"))))
+        backend.pool.timeout_s = 4.0
+        previous = pool_module.set_pool(backend.pool)
+        yield backend
+        pool_module.set_pool(previous)
+    finally:
+        stop_backend(backend)
+
+
+async def test_a_worker_killed_mid_frame_costs_one_frame_and_the_session_goes_on(backend, alice):  # noqa: F811
+    attempt = await sync_to_async(sitting)(alice)
+    socket, ready = await join(alice, attempt.pk)
+    assert "AUTHORIZED" in names(await show(socket, "alice"))
+    await show(socket, "nobody")
+
+    pids = backend.worker_pids()
+    await socket.send_to(bytes_data=frame("slow"))
+    await until(socket, {"FRAME_ACK"})
+    await __import__("asyncio").sleep(0.4)  # the slow frame is in a worker now
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    lost = await until(socket, ANALYSED, timeout=10)
+    assert lost[-1]["event"] == "ERROR" and "Nothing is counted against you" in lost[-1]["message"]
+
+    # The pool replaces the worker; the student's next frames are analysed again.
+    for _ in range(10):
+        await socket.send_to(bytes_data=frame("alice"))
+        events = await until(socket, ANALYSED, timeout=15)
+        if events[-1]["event"] == "ATTENTION_UPDATE":
+            break
+    assert events[-1] == {"event": "ATTENTION_UPDATE", "score": 67, "label": "Distracted"}
+    await socket.disconnect()
+
+    session = await sync_to_async(ProctoringSession.objects.get)(pk=ready["session_id"])
+    assert session.status == "active" and session.server_errors >= 1
+    seqs = await sync_to_async(
+        lambda: list(Observation.objects.filter(session=session).values_list("seq", flat=True))
+    )()
+    assert seqs[:2] == [1, 2] and 3 not in seqs
+    assert session.state["windows"]["face_not_found"][:2] == [0, 1]
+    assert await sync_to_async(Flag.objects.count)() == 0
