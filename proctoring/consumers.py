@@ -216,7 +216,8 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             self.identity_due = outcome.identity_due
             if not self.closing:
                 for event in outcome.events:
-                    await self.send_json(event)
+                    # Which frame this answers (its FRAME_ACK seq): a client can measure latency and see drops.
+                    await self.send_json({**event, "seq": seq} if event["event"] != "SESSION_ENDED" else event)
             if outcome.attention is not None or outcome.alert is not None:
                 await self._monitor(
                     connection="connected",
@@ -234,7 +235,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             # A bug or a database outage is the server's problem: say so, count nothing against the student.
             log.exception("proctoring: frame %s of session %s failed", seq, start.session_id)
             if not self.closing:
-                await self.send_json({"event": "ERROR", "message": rules.MESSAGES["ERROR"]})
+                await self.send_json({"event": "ERROR", "message": rules.MESSAGES["ERROR"], "seq": seq})
         finally:
             self.inflight = None
             if self.waiting is not None and not self.closing:

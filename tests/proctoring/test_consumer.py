@@ -198,7 +198,8 @@ async def test_alice_gets_each_event_of_the_vocabulary(alice):
     events = await show(socket, "alice")
     assert names(events) == ["FRAME_ACK", "AUTHORIZED", "ATTENTION_UPDATE"]
     assert events[0] == {"event": "FRAME_ACK", "seq": 1}
-    assert events[-1] == {"event": "ATTENTION_UPDATE", "score": 100, "label": "Focused"}
+    assert events[-1] == {"event": "ATTENTION_UPDATE", "score": 100, "label": "Focused", "seq": 1}
+    assert events[1]["seq"] == 1
     assert "FACE_NOT_FOUND" in names(await show(socket, "nobody"))
     multiple = [e for e in await show(socket, "two_faces") if e["event"] == "MULTIPLE_FACES"]
     assert multiple[0]["count"] == 2

@@ -67,7 +67,7 @@ async def test_a_worker_killed_mid_frame_costs_one_frame_and_the_session_goes_on
         events = await until(socket, ANALYSED, timeout=15)
         if events[-1]["event"] == "ATTENTION_UPDATE":
             break
-    assert events[-1] == {"event": "ATTENTION_UPDATE", "score": 67, "label": "Distracted"}
+    assert {"event": "ATTENTION_UPDATE", "score": 67, "label": "Distracted"}.items() <= events[-1].items()
     await socket.disconnect()
 
     session = await sync_to_async(ProctoringSession.objects.get)(pk=ready["session_id"])
