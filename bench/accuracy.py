@@ -3,7 +3,8 @@
     python bench/evalset.py fetch && python bench/accuracy.py [--pack default]
 
 Reports, against the issue's targets:
-1. face-count accuracy (every image, and its mirror where labelled);
+1. face-count accuracy (every image, its mirror where labelled, and single-person or empty scenes also as a
+   640x480 webcam frame);
 2. genuine and impostor cosine similarities with the pack's calibrated threshold and its margins;
 3. phone hits and false alarms;
 4. yaw sign agreement between each face and its mirror (faces with |yaw| > 10 degrees);
@@ -46,6 +47,9 @@ def run(pack: str | None = None) -> dict:
     count_rows, phone_rows, event_rows = [], [], []
     for item in items:
         variants = [("", images[item.name])] + ([("mirror", evalset.mirror(images[item.name]))] if item.mirror else [])
+        if item.faces <= 1:
+            # Single-person and empty scenes also as a 640x480 webcam frame (group photos shrink below 40 px faces).
+            variants.append(("webcam 640x480", evalset.webcam_frame(images[item.name])))
         for variant, image in variants:
             label = item.name + (f" ({variant})" if variant else "")
             obs = analyzer.analyze(image, objects=frozenset({"cell phone"}))
