@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from .base import ERROR, AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
+from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +39,45 @@ class LocalPool(InferencePool):
         self.pack = pack
         self.analyzer_path = analyzer_path or os.environ.get("INFERENCE_ANALYZER")
         self._executor: ProcessPoolExecutor | None = None
+        self._ready = threading.Event()
         self._lock = threading.Lock()
         self.respawns = 0
 
     def _ensure(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(
+                executor = ProcessPoolExecutor(
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=worker_init,
                     initargs=(self.pack, self.threads, self.analyzer_path),
                 )
+                ready = threading.Event()
+                self._executor, self._ready = executor, ready
+                # Loading a model pack takes 5-15 s, far longer than a frame may wait. Warm the workers in the
+                # background and shed frames (EXPIRED -> OVERLOADED) until then, instead of letting them time out
+                # and having the timeout kill the very workers that are still loading.
+                threading.Thread(target=self._warm, args=(executor, ready), daemon=True, name="pool-warm").start()
             return self._executor
 
+    def _warm(self, executor: ProcessPoolExecutor, ready: threading.Event) -> None:
+        try:
+            futures = [executor.submit(os.getpid) for _ in range(self.workers * 2)]
+            for future in futures:
+                future.result(timeout=300)
+        except Exception:  # noqa: BLE001 - a broken pool is replaced on the next frame
+            log.warning("inference pool: warm-up failed", exc_info=True)
+        finally:
+            ready.set()
+
     def start(self) -> None:
-        """Start every worker now and wait until each has loaded its models (otherwise the first frames pay)."""
-        executor = self._ensure()
-        futures = [executor.submit(os.getpid) for _ in range(self.workers * 2)]
-        for future in futures:
-            future.result(timeout=120)
+        """Start every worker now and wait until each has loaded its models (otherwise the first frames are shed)."""
+        self._ensure()
+        self._ready.wait(timeout=300)
+
+    @property
+    def ready(self) -> bool:
+        return self._executor is not None and self._ready.is_set()
 
     def _replace(self, broken: ProcessPoolExecutor, *, kill: bool) -> None:
         with self._lock:
@@ -78,6 +97,10 @@ class LocalPool(InferencePool):
 
     async def _submit(self, job: FrameJob, reply_channel: str | None) -> AnalysisResult:
         executor = self._ensure()
+        if not self._ready.is_set():
+            return AnalysisResult(
+                job_id=job.job_id, status=EXPIRED, reason="warming", message="The models are still loading."
+            )
         try:
             future = executor.submit(analyze_job, job)
         except (BrokenProcessPool, RuntimeError):
@@ -94,7 +117,7 @@ class LocalPool(InferencePool):
 
     def _on_timeout(self, job: FrameJob) -> None:
         executor = self._executor
-        if executor is not None:
+        if executor is not None and self._ready.is_set():
             self._replace(executor, kill=True)
 
     def worker_pids(self) -> list[int]:

@@ -4,6 +4,7 @@ stored before is lost."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -17,6 +18,15 @@ from tests.proctoring.test_consumer import ANALYSED, alice, join, names, show, s
 from tests.proctoring.test_pool import REDIS_URL, SCRIPTED, start_backend, stop_backend
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+async def drain(socket, seconds: float) -> list[dict]:
+    """Events that arrive within `seconds` (polling without a receive timeout, which would cancel the app)."""
+    events, deadline = [], asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if not await socket.receive_nothing(timeout=0.05, interval=0.01):
+            events.append(await socket.receive_json_from())
+    return events
 
 
 @pytest.fixture(params=["local", "celery"])
@@ -33,8 +43,6 @@ def backend(request, settings, tmp_path):
         }
     backend = start_backend(request.param, SCRIPTED, timeout_s=120.0)
     try:
-        import asyncio
-
         from tests.proctoring.test_pool import job
 
         asyncio.run(backend.run(job(frame("alice"))))
@@ -55,19 +63,23 @@ async def test_a_worker_killed_mid_frame_costs_one_frame_and_the_session_goes_on
     pids = backend.worker_pids()
     await socket.send_to(bytes_data=frame("slow"))
     await until(socket, {"FRAME_ACK"})
-    await __import__("asyncio").sleep(0.4)  # the slow frame is in a worker now
+    await asyncio.sleep(0.4)  # the slow frame is in a worker now
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     lost = await until(socket, ANALYSED, timeout=10)
     assert lost[-1]["event"] == "ERROR" and "Nothing is counted against you" in lost[-1]["message"]
 
-    # The pool replaces the worker; the student's next frames are analysed again.
-    for _ in range(10):
+    # The pool replaces the worker. Until its models are loaded, frames are shed (OVERLOADED, within the cooldown
+    # silently); then the student's frames are analysed again.
+    events: list[dict] = []
+    for _ in range(60):
         await socket.send_to(bytes_data=frame("alice"))
-        events = await until(socket, ANALYSED, timeout=15)
-        if events[-1]["event"] == "ATTENTION_UPDATE":
+        events = await drain(socket, 1.0)
+        if "ATTENTION_UPDATE" in names(events):
             break
-    assert {"event": "ATTENTION_UPDATE", "score": 67, "label": "Distracted"}.items() <= events[-1].items()
+    update = [e for e in events if e["event"] == "ATTENTION_UPDATE"][-1]
+    # The mean over the window still holds the empty frame from before the kill: the state was not lost.
+    assert 50 < update["score"] < 100
     await socket.disconnect()
 
     session = await sync_to_async(ProctoringSession.objects.get)(pk=ready["session_id"])
