@@ -112,6 +112,4 @@ class Command(BaseCommand):
             "timings_ms": {k: round(v, 2) for k, v in obs.timings_ms.items()},
             "models": obs.models,
         }
-        if obs.identity_error:
-            result["identity_error"] = obs.identity_error
         self.stdout.write(json.dumps(result, indent=None if options["json"] else 2))
