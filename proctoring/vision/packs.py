@@ -140,7 +140,7 @@ def load_manifest(name: str) -> Manifest:
     if not name or "/" in name or not path.is_file():
         raise ModelPackError(f"unknown model pack {name!r}; available packs: {', '.join(available_packs()) or 'none'}")
     try:
-        raw = json.loads(path.read_text())
+        raw = _inherit_roles(json.loads(path.read_text()), seen=(name,))
         files = {
             fname: PackFile(
                 name=fname,
@@ -172,6 +172,28 @@ def load_manifest(name: str) -> Manifest:
             if fname not in files and not any(fname in f.outputs() for f in files.values()):
                 raise ModelPackError(f"manifest {path}: {role}.files.{key} names {fname!r}, not in files")
     return manifest
+
+
+def _inherit_roles(raw: dict[str, Any], *, seen: tuple[str, ...]) -> dict[str, Any]:
+    """A role given as ``{"from_pack": "default"}`` takes that pack's role spec and the files it needs, so a pack
+    that swaps one model (yolo, buffalo_l) never drifts from the default pack's calibrated parts. The base pack's
+    version joins this one's, so an install notices when the base changes."""
+    for role, spec in list(raw.get("models", {}).items()):
+        base_name = spec.get("from_pack") if isinstance(spec, dict) else None
+        if not base_name:
+            continue
+        if base_name in seen or "/" in str(base_name) or not (MANIFEST_DIR / f"{base_name}.json").is_file():
+            raise ValueError(f"{role}: from_pack {base_name!r} is unknown or circular")
+        base = _inherit_roles(json.loads((MANIFEST_DIR / f"{base_name}.json").read_text()), seen=(*seen, base_name))
+        raw["models"][role] = base["models"][role]
+        needed = set(base["models"][role].get("files", {}).values())
+        for fname, fspec in base["files"].items():
+            if fname in needed or needed & set((fspec.get("convert") or {}).get("extra_outputs", ())):
+                raw["files"].setdefault(fname, fspec)
+        suffix = f"+{base_name}-{base['version']}"
+        if not str(raw["version"]).endswith(suffix):
+            raw["version"] = f"{raw['version']}{suffix}"
+    return raw
 
 
 def sha256_of(path: Path) -> str:

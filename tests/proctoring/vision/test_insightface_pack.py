@@ -353,10 +353,9 @@ def test_pose_adapter_refuses_a_2d_landmark_model(tmp_path):
 
 
 def face_only_manifest(tmp_path: Path, monkeypatch, name: str) -> Path:
-    """The real manifest minus the default pack's SSD file (tested with the default pack)."""
+    """The real manifest minus the objects role, which is the default pack's SSD (tested with the default pack)."""
     manifest = json.loads((packs.MANIFEST_DIR / f"{name}.json").read_text())
-    ssd = manifest["models"].pop("objects")["files"]["model"]
-    manifest["files"].pop(ssd)
+    assert manifest["models"].pop("objects") == {"from_pack": "default"}
     directory = tmp_path / "manifests"
     directory.mkdir(exist_ok=True)
     (directory / f"{name}.json").write_text(json.dumps(manifest))
@@ -406,5 +405,4 @@ def test_buffalo_manifests_state_the_non_commercial_licence_plainly(name):
         if pf.source["kind"] == "url":
             assert pf.licence.startswith("NON-COMMERCIAL"), pf.name
     assert "NON-COMMERCIAL" in manifest.summary
-    default = json.loads((packs.MANIFEST_DIR / "default.json").read_text())
-    assert manifest.models["objects"] == default["models"]["objects"]
+    assert manifest.models["objects"] == packs.load_manifest("default").models["objects"]

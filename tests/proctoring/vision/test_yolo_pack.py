@@ -315,12 +315,19 @@ def test_yolo_install_without_weights_names_the_fix(tmp_path, settings, monkeypa
         call_command("models", "install", "yolo")
 
 
-def test_yolo_pack_shares_the_default_packs_face_models():
-    # yolo.json copies the default pack's face entries (a manifest has no "extends"); keep the copies equal.
-    default = json.loads((packs.MANIFEST_DIR / "default.json").read_text())
-    yolo = json.loads((packs.MANIFEST_DIR / "yolo.json").read_text())
+def test_yolo_pack_takes_the_default_packs_face_models_as_they_are_calibrated_there(tmp_path, monkeypatch):
+    default, yolo = packs.load_manifest("default"), packs.load_manifest("yolo")
     for role in ("detector", "pose", "embedder"):
-        assert yolo["models"][role] == default["models"][role], role
-        for fname in default["models"][role]["files"].values():
-            assert yolo["files"][fname] == default["files"][fname], fname
-    assert packs.load_manifest("yolo").models["objects"]["class"] == "yolo_onnx"
+        assert yolo.models[role] == default.models[role], role
+        for fname in default.models[role]["files"].values():
+            owner = next(f for f in default.files.values() if fname in f.outputs())
+            assert yolo.files[owner.name] == owner, fname
+    assert yolo.models["objects"]["class"] == "yolo_onnx"
+    assert yolo.version.endswith(f"+default-{default.version}")  # a new default pack means a reinstall
+
+    # A pack that names itself as its base is refused with the manifest's name.
+    loop = {"name": "loop", "version": "1", "files": {}, "models": {"detector": {"from_pack": "loop"}}}
+    (tmp_path / "loop.json").write_text(json.dumps(loop))
+    monkeypatch.setattr(packs, "MANIFEST_DIR", tmp_path)
+    with pytest.raises(packs.ModelPackError, match="circular"):
+        packs.load_manifest("loop")
