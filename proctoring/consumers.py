@@ -130,7 +130,8 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         if self.start is None:
             return
         self.closing = True
-        self.watchdog.cancel()
+        if getattr(self, "watchdog", None) is not None:
+            self.watchdog.cancel()
         await self.channel_layer.group_discard(attempt_group(self.start.attempt_id), self.channel_name)
         if self.inflight is not None:
             # Let the frame in flight be recorded (nothing stored is lost), bounded by the pool's timeout.

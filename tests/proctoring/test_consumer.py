@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from datetime import timedelta
 
 import numpy as np
@@ -436,8 +435,3 @@ async def test_a_submitted_attempt_ends_the_session_on_the_next_frame(alice):
         "reason": "attempt_closed",
         "message": "Your attempt has ended, so proctoring has stopped.",
     }
-
-
-def test_the_fake_analyzer_is_only_wired_here():
-    # Guard: the scripted analyzer must never be the default outside these tests.
-    assert os.environ.get("INFERENCE_ANALYZER", "") in ("", "tests.proctoring.fakes:scripted_analyzer")
