@@ -105,6 +105,32 @@ def attempts_overdue_for(*, student: User) -> QuerySet[Attempt]:
     return Attempt.objects.filter(student=student, status=Attempt.Status.IN_PROGRESS, deadline__lt=timezone.now())
 
 
+def exam_setup_missing(*, exam: Exam, student: User, now: datetime | None = None) -> str | None:
+    """The proctoring set-up step a student must finish before starting this exam ("consent" or "enrolment"), or
+    None. Checked before the attempt starts, because the clock runs from the start: a student who finds out on the
+    exam page that they still have to enrol loses exam time to it.
+
+    Only a new attempt is gated: resuming one still in progress goes straight back to it, since its clock runs
+    either way. Exams without proctoring need nothing, and a start that attempt_start would refuse anyway (not
+    published, not enrolled, window shut, no attempt left) is left to it, so the student reads the real reason
+    instead of being sent through set-up for nothing.
+    """
+    now = now or timezone.now()
+    if not exam.proctoring_enabled or not exam.published or not exam.opens_at <= now < exam.closes_at:
+        return None
+    if enrollment_for(exam=exam, student=student) is None:
+        return None
+    attempts = exam.attempts.filter(student=student)
+    if attempts.filter(status=Attempt.Status.IN_PROGRESS, deadline__gt=now).exists():
+        return None
+    if attempts.count() >= exam.max_attempts:
+        return None
+    # Imported here: proctoring builds on exams, and its selectors pull in numpy, which the exams pages don't need.
+    from proctoring.selectors import proctoring_setup_status
+
+    return proctoring_setup_status(user=student).missing
+
+
 def attempt_for_student(*, student: User) -> QuerySet[Attempt]:
     """Attempts a student may open: only their own."""
     return Attempt.objects.filter(student=student).select_related("exam", "student")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -71,14 +72,26 @@ def exam_detail(request: HttpRequest, exam_id: int) -> HttpResponse:
         "attempts_left": max(exam.max_attempts - len(attempts), 0),
         "minutes_allowed": exam.duration_minutes + enrollment.extra_minutes,
         "question_count": exam.questions.count(),
+        "setup": _setup_status(exam=exam, student=user),
     }
     return render(request, "exams/exam_detail.html", context)
+
+
+def _setup_status(*, exam: Exam, student):
+    if not exam.proctoring_enabled:
+        return None
+    from proctoring.selectors import proctoring_setup_status
+
+    return proctoring_setup_status(user=student)
 
 
 @login_required
 @require_POST
 def exam_start(request: HttpRequest, exam_id: int) -> HttpResponse:
     exam = get_object_or_404(Exam, pk=exam_id)
+    missing = selectors.exam_setup_missing(exam=exam, student=request.user)
+    if missing is not None:
+        return _setup_redirect(request, exam=exam, missing=missing)
     try:
         attempt = services.attempt_start(exam=exam, student=request.user)
     except ExamRuleError as error:
@@ -87,6 +100,26 @@ def exam_start(request: HttpRequest, exam_id: int) -> HttpResponse:
             return redirect("exam_detail", exam_id=exam.id)
         return redirect("home")
     return redirect("attempt_page", attempt_id=attempt.id)
+
+
+SETUP_MESSAGES = {
+    "consent": (
+        "This exam is proctored. Before you start, please read the proctoring notice and give your answer. "
+        "Your exam time has not started."
+    ),
+    "enrolment": (
+        "This exam is proctored. Before you start, please enrol your face: it takes about a minute. "
+        "Your exam time has not started."
+    ),
+}
+SETUP_PAGES = {"consent": "proctoring:consent", "enrolment": "proctoring:enrol"}
+
+
+def _setup_redirect(request: HttpRequest, *, exam: Exam, missing: str) -> HttpResponse:
+    """Send the student to the set-up step they still need, and from there back to the exam's page."""
+    messages.info(request, SETUP_MESSAGES[missing])
+    back = reverse("exam_detail", args=[exam.id])
+    return redirect(f"{reverse(SETUP_PAGES[missing])}?{urlencode({'next': back})}")
 
 
 def _student_attempt(request: HttpRequest, attempt_id: int) -> Attempt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,8 @@ from django.http import Http404
 from proctoring import rules
 from proctoring.models import FaceTemplate, Observation, ProctoringSession, Snapshot
 from proctoring.vision.types import EnrolledFace, Pose
+
+logger = logging.getLogger(__name__)
 
 
 def enrolled_face_of(*, user: Any) -> EnrolledFace | None:
@@ -81,3 +85,39 @@ def sessions_flagged() -> QuerySet[ProctoringSession]:
 
 def session_active_for_attempt(*, attempt_id: int) -> ProctoringSession | None:
     return ProctoringSession.objects.filter(attempt_id=attempt_id, status="active").first()
+
+
+@dataclass(frozen=True)
+class SetupStatus:
+    """The set-up a proctored exam needs before it starts: consent to the current notice, and a face enrolment made
+    by the embedding model the server uses now. The system check runs per attempt, so it is not part of the gate."""
+
+    consent: bool
+    enrolment: bool
+
+    @property
+    def missing(self) -> str | None:
+        """The first step still to do ("consent" before "enrolment": enrolment needs consent), or None."""
+        if not self.consent:
+            return "consent"
+        if not self.enrolment:
+            return "enrolment"
+        return None
+
+
+def proctoring_setup_status(*, user: Any) -> SetupStatus:
+    # Imported here: the consent and enrolment services are cheap, but the enrolment one reads the model pack's
+    # manifest, which only this call needs.
+    from proctoring.services.consent import consent_given
+    from proctoring.services.enrolment import enrolment_is_current
+    from proctoring.vision.packs import ModelPackError
+
+    consent = consent_given(user=user)
+    try:
+        enrolment = enrolment_is_current(user=user)
+    except ModelPackError:
+        # The pack itself is broken: re-enrolling cannot help, so a template counts, and the exam page's checks
+        # report the failure (the same choice as the enrolment page makes).
+        logger.exception("Cannot tell which embedding model is current")
+        enrolment = FaceTemplate.objects.filter(user=user).exists()
+    return SetupStatus(consent=consent, enrolment=enrolment)

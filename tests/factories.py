@@ -8,7 +8,8 @@ Every user can log in with DEFAULT_PASSWORD; pass password="..." for another one
 
 Exams (exams.models): ExamFactory is published and open now (opened an hour ago, closes in a day, 60 minutes),
 owned by a new instructor. QuestionFactory is a single-choice question; ChoiceFactory an incorrect choice unless
-is_correct=True; EnrollmentFactory enrols a new student.
+is_correct=True; EnrollmentFactory enrols a new student. ExamFactory is proctored (proctoring_enabled=True): a
+student starts it only after proctoring_ready(student) (consent and a face template), or pass proctoring_enabled=False.
 """
 
 from __future__ import annotations
@@ -121,3 +122,18 @@ class EnrollmentFactory(factory.django.DjangoModelFactory):
 
     exam = factory.SubFactory(ExamFactory)
     student = factory.SubFactory(StudentFactory)
+
+
+def proctoring_ready(user: User) -> User:
+    """What a proctored exam needs before it starts: consent to the current notice, and a face template as the
+    current embedding model makes it (the vector itself does not matter to the exams tests)."""
+    from proctoring.models import FaceTemplate
+    from proctoring.services.consent import consent_record
+    from proctoring.services.enrolment import current_embedding_model
+
+    consent_record(user=user, accepted=True)
+    pack, model_id = current_embedding_model()
+    FaceTemplate.objects.update_or_create(
+        user=user, defaults={"pack": pack, "model_id": model_id, "embedding": b"\0" * 16, "dim": 4}
+    )
+    return user

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from exams.models import Attempt, Choice, Enrollment, Exam, Question
+from tests.factories import proctoring_ready
 
 
 def _seed(*args: str) -> str:
@@ -62,5 +63,17 @@ def test_the_demo_exam_can_be_started_by_student1(db, client):
     _seed()
     client.login(username="student1", password="demo-pass-123")
     exam = Exam.objects.get(title="Demo exam")
+    assert exam.proctoring_enabled
+    # The demo exam is proctored: student1 first consents and enrols, as the README's walkthrough says.
+    proctoring_ready(User.objects.get(username="student1"))
     response = client.post(f"/exams/{exam.id}/start/")
     assert response["Location"] == f"/attempts/{Attempt.objects.get().id}/"
+
+
+def test_student1_is_sent_to_consent_before_the_demo_exam_starts(db, client):
+    _seed()
+    client.login(username="student1", password="demo-pass-123")
+    exam = Exam.objects.get(title="Demo exam")
+    response = client.post(f"/exams/{exam.id}/start/")
+    assert response["Location"] == f"/proctoring/consent/?next=%2Fexams%2F{exam.id}%2F"
+    assert not Attempt.objects.exists()

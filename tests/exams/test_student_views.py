@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from exams import services
 from exams.models import Answer, Attempt
-from tests.factories import EnrollmentFactory, ExamFactory
+from tests.factories import EnrollmentFactory, ExamFactory, proctoring_ready
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client, paper):
@@ -54,6 +54,9 @@ def test_an_exam_the_student_is_not_enrolled_in_is_not_found(client, paper, bob)
 
 
 def test_starting_redirects_to_the_attempt_page(client, paper, alice):
+    # The paper is proctored: alice has consented and enrolled her face (tests/exams/test_exam_start_gate.py covers
+    # a student who has not).
+    proctoring_ready(alice)
     client.force_login(alice)
     response = client.post(f"/exams/{paper.exam.id}/start/")
     attempt = Attempt.objects.get(student=alice)
