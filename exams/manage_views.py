@@ -65,6 +65,8 @@ def exam_manage(request: HttpRequest, exam: Exam) -> HttpResponse:
         "enrollments": selectors.exam_enrollments(exam=exam),
         "attempts": selectors.exam_attempts(exam=exam),
         "needs_grading": selectors.attempts_needing_grading(exam=exam),
+        # The review pages matter as long as there is evidence, even after proctoring is switched off.
+        "proctored": exam.proctoring_enabled or exam.attempts.filter(proctoring_sessions__isnull=False).exists(),
     }
     return render(request, "exams/manage/exam.html", context)
 

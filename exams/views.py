@@ -272,5 +272,7 @@ def attempt_results(request: HttpRequest, attempt_id: int) -> HttpResponse:
         "exam": attempt.exam,
         "items": items,
         "pending_count": sum(1 for item in items if item.pending),
+        # Proctored if the exam is, or if a session ran (the exam's proctoring may have been switched off since).
+        "proctored": attempt.exam.proctoring_enabled or attempt.proctoring_sessions.exists(),
     }
     return render(request, "exams/attempt_results.html", context)
