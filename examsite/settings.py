@@ -146,6 +146,9 @@ DATA_DIR = Path(os.getenv("DATA_DIR", BASE_DIR / "var"))
 PRIVATE_STORAGE_DIR = Path(os.getenv("PRIVATE_STORAGE_DIR", DATA_DIR / "private"))
 MODEL_DIR = Path(os.getenv("MODEL_DIR", DATA_DIR / "models"))
 MODEL_PACK = os.getenv("MODEL_PACK", "default")
+# Days proctoring evidence is kept after a session ends: the consent notice states it, `manage.py purge_evidence`
+# enforces it.
+PROCTORING_RETENTION_DAYS = envint("PROCTORING_RETENTION_DAYS", "90")
 
 # Redis: when REDIS_URL is set it carries the channel layer and the Celery broker; when unset, the in-memory
 # layer and the in-process pool.
