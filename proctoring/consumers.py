@@ -12,6 +12,7 @@ frames, never sessions, and results never lag behind by more than one frame.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -200,7 +201,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 want_thumbnail=want_thumbnail,
             )
             if not with_identity:
-                job = FrameJob(**{**job.__dict__, "enrolled": None})
+                job = dataclasses.replace(job, enrolled=None)
             reply = self.channel_name if self.pool.needs_reply_channel else None
             result = await self.pool.analyze(job, reply_channel=reply)
             dropped, self.dropped = self.dropped, 0

@@ -230,6 +230,10 @@ def session_record_result(
             return FrameOutcome(events=events, identity_due=rules.identity_due(decision.state, settings))
 
         seen = Seen.from_dict(result.observation or {})
+        if Observation.objects.filter(session=session, seq=seq).exists():
+            # A replaced connection's last frame landed after the new connection numbered its first one. Keep both
+            # observations rather than lose one: this one takes the next free number.
+            seq = (Observation.objects.filter(session=session).aggregate(last=Max("seq"))["last"] or 0) + 1
         record = rules.FrameRecord.from_observation(seen, seq=seq, at=received_at, neutral=neutral)
         decision = rules.step(state, record, settings)
         Observation.objects.create(

@@ -359,6 +359,22 @@ async def test_a_server_error_is_reported_and_never_counted_against_alice(alice)
     assert await db(StreamEvent.objects.filter(kind="server_error").count)() == 1
 
 
+async def test_a_shed_frame_is_reported_as_overloaded_and_not_counted(alice, inline_pool, monkeypatch):
+    attempt = await db(sitting)(alice, k=1, n=1)
+
+    async def shed(job, reply_channel):
+        return AnalysisResult(job_id=job.job_id, status="expired", reason="stale")
+
+    monkeypatch.setattr(inline_pool, "_submit", shed)
+    socket, _ = await join(alice, attempt.pk)
+    events = await show(socket, "nobody")
+    assert events[-1]["event"] == "OVERLOADED" and "Nothing is counted against you" in events[-1]["message"]
+    await socket.disconnect()
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert session.state["windows"] == {} and await db(Flag.objects.count)() == 0
+    assert await db(StreamEvent.objects.filter(kind="overloaded").count)() == 1
+
+
 async def test_a_stalled_stream_is_reported_once_and_never_flagged(alice):
     attempt = await db(sitting)(alice, frame_interval_ms=100, stall_after=2)
     socket, _ = await join(alice, attempt.pk)
