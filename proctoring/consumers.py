@@ -96,6 +96,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.settings: rules.RuleSettings = start.settings
         self.interval_s = start.settings.frame_interval_ms / 1000.0
         self.pool = get_pool()
+        self.pool.warm()
         self.identity_due = start.identity_due
         self.seq = start.last_seq
         self.inflight: asyncio.Task | None = None

@@ -226,6 +226,10 @@ class InferencePool(abc.ABC):
         """Hook: the local pool replaces a hung worker here."""
         return None
 
+    def warm(self) -> None:
+        """Start loading models if this pool owns workers; never blocks. A no-op for remote workers."""
+        return None
+
     def deliver(self, job_id: str, result: dict[str, Any]) -> None:
         """A result that came back through the channel layer (Celery back end); a no-op for the local pool."""
         return None

@@ -8,11 +8,13 @@ frames that were in flight come back as server errors, never counted against the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -70,6 +72,10 @@ class LocalPool(InferencePool):
         finally:
             ready.set()
 
+    def warm(self) -> None:
+        """Start the workers loading their models now, without waiting (the consumer calls it at connect)."""
+        self._ensure()
+
     def start(self) -> None:
         """Start every worker now and wait until each has loaded its models (otherwise the first frames are shed)."""
         self._ensure()
@@ -98,9 +104,21 @@ class LocalPool(InferencePool):
     async def _submit(self, job: FrameJob, reply_channel: str | None) -> AnalysisResult:
         executor = self._ensure()
         if not self._ready.is_set():
-            return AnalysisResult(
-                job_id=job.job_id, status=EXPIRED, reason="warming", message="The models are still loading."
-            )
+            # Cold start (or a replaced worker): wait for the models a little, within the pool's timeout, and give
+            # the frame a fresh deadline; a scripted one-off frame or a student's first frame is worth the wait.
+            # Beyond that the frame is shed (OVERLOADED), never left to time out: the timeout would count as a
+            # server error and must not kill workers that are merely loading.
+            span = max(job.deadline - time.time(), 1.0) if job.deadline else 0.0
+            limit = time.monotonic() + max(0.1, self.timeout_s - 0.5)
+            while not self._ready.is_set() and time.monotonic() < limit:
+                await asyncio.sleep(0.05)
+            if not self._ready.is_set():
+                return AnalysisResult(
+                    job_id=job.job_id, status=EXPIRED, reason="warming", message="The models are still loading."
+                )
+            if span:
+                job = dataclasses.replace(job, deadline=time.time() + span)
+            executor = self._ensure()
         try:
             future = executor.submit(analyze_job, job)
         except (BrokenProcessPool, RuntimeError):
