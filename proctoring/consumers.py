@@ -28,6 +28,7 @@ from proctoring.pool import FrameJob, get_pool
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
+    session_disconnect,
     session_end,
     session_note_stream,
     session_open,
@@ -138,10 +139,8 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         if self.inflight is not None:
             # Let the frame in flight be recorded (nothing stored is lost), bounded by the pool's timeout.
             await asyncio.wait({self.inflight}, timeout=self.pool.timeout_s + 2)
-        await database_sync_to_async(session_note_stream)(
-            session_id=self.start.session_id, kind=StreamEvent.Kind.DISCONNECTED, details={"code": code}
-        )
-        await self._monitor(connection="disconnected")
+        ended = await database_sync_to_async(session_disconnect)(session_id=self.start.session_id, code=code)
+        await self._monitor(connection="ended" if ended else "disconnected")
 
     # --- Client -> server ------------------------------------------------------------------------------------
 

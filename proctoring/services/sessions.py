@@ -312,6 +312,25 @@ def session_note_stream(*, session_id: int, kind: str, details: dict[str, Any] |
     StreamEvent.objects.create(session_id=session_id, kind=kind, at=timezone.now(), details=details or {})
 
 
+def session_disconnect(*, session_id: int, code: int) -> bool:
+    """The socket closed. Record it; if the attempt is no longer in progress (the student submitted and the page
+    moved on), end the session with it. Returns True when the session ended here.
+
+    The page's form submission completes before the browser unloads the exam page, so by the time its socket closes
+    the attempt is already submitted; a dropped network leaves the attempt open and the session resumable.
+    """
+    session = ProctoringSession.objects.select_related("attempt").get(pk=session_id)
+    StreamEvent.objects.create(
+        session=session, kind=StreamEvent.Kind.DISCONNECTED, at=timezone.now(), details={"code": code}
+    )
+    attempt = session.attempt
+    if session.status == ProctoringSession.Status.ACTIVE and (
+        attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= timezone.now()
+    ):
+        return session_end(session_id=session_id, reason="attempt_closed")
+    return False
+
+
 def session_record_signal(*, session_id: int, kind: str) -> BrowserSignal:
     """A browser integrity signal, as a timeline mark for the reviewer. Raises ValueError on an unknown kind."""
     if kind not in BrowserSignal.Kind.values:

@@ -440,6 +440,25 @@ async def test_ending_from_the_client_ends_the_session_and_closes_open_flags(ali
     assert await db(Flag.objects.filter(ended_at__isnull=True).count)() == 0
 
 
+async def test_closing_the_page_after_submitting_ends_the_session(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await show(socket, "alice")
+    await db(Attempt.objects.filter(pk=attempt.pk).update)(status=Attempt.Status.SUBMITTED)
+    await socket.disconnect()
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert (session.status, session.end_reason) == ("ended", "attempt_closed")
+
+
+async def test_a_dropped_connection_leaves_the_session_open_to_resume(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await socket.disconnect(code=1006)
+    session = await db(ProctoringSession.objects.get)(attempt=attempt)
+    assert session.status == "active"
+    assert await db(StreamEvent.objects.filter(kind="disconnected").count)() == 1
+
+
 async def test_a_submitted_attempt_ends_the_session_on_the_next_frame(alice):
     attempt = await db(sitting)(alice)
     socket, _ = await join(alice, attempt.pk)
