@@ -178,6 +178,9 @@ INFERENCE_WORKERS = envint("INFERENCE_WORKERS", "1")
 # Threads per inference worker for onnxruntime/OpenVINO. Explicit, because every process spawning one thread
 # per core on a 2-core machine makes them fight.
 INFERENCE_THREADS = envint("INFERENCE_THREADS", "1")
+# Seconds a frame may take in the pool before it counts as a server error (never against the student) and a hung
+# local worker is replaced.
+INFERENCE_TIMEOUT_S = envint("INFERENCE_TIMEOUT_S", "5")
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
