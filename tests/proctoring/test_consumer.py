@@ -178,6 +178,14 @@ async def test_it_closes_with_4412_when_the_enrolment_came_from_another_model(al
     assert await refusal_code(alice, attempt.pk) == 4412
 
 
+async def test_a_reconnect_storm_is_refused_with_4429(alice):
+    attempt = await db(sitting)(alice)
+    for _ in range(12):
+        socket, _ = await join(alice, attempt.pk)
+        await socket.disconnect()
+    assert await refusal_code(alice, attempt.pk) == 4429
+
+
 async def test_it_refuses_a_handshake_from_another_origin(alice):
     attempt = await db(sitting)(alice)
     socket = await open_socket(alice, attempt.pk, origin=b"https://evil.example")
