@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test deps test-deps models evalset migrate seed serve lint bench clean yolo-venv insightface
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface
 
 demo: deps models migrate seed serve
 
@@ -73,4 +73,4 @@ lint: test-deps
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var db.sqlite3* test-db.sqlite3* staticfiles
+	rm -rf $(VENV) $(YOLO_VENV) .venv-compare var db.sqlite3* test-db.sqlite3* staticfiles

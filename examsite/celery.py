@@ -1,4 +1,7 @@
-"""The Celery app. Inference workers run `celery -A examsite worker -Q inference --pool prefork --prefetch-multiplier 1`."""
+"""The Celery app.
+
+Inference workers run `celery -A examsite worker -Q inference --pool prefork --prefetch-multiplier 1`.
+"""
 
 from __future__ import annotations
 
