@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,24 +32,16 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
+from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, free_port, require_browser, wait_for_port
+from tests.browser import CHROMIUM_ARGS as BROWSER_ARGS
 from tests.conftest import service_missing
 from tests.e2e import clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(settings.BASE_DIR)
-CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
+CHROMIUM_ARGS = [*BROWSER_ARGS, *FAKE_CAMERA_ARGS]
 # The first frame loads the models in the server's worker process; later phases answer within a second or two.
 FIRST_EVENT_TIMEOUT_MS = 60_000
 EVENT_TIMEOUT_MS = 30_000
@@ -76,12 +67,6 @@ class Server:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _postgres_database(url: str) -> tuple[str, str]:
     """A database of our own next to DATABASE_URL's (which pytest-django's own test database sits beside)."""
     parts = urlsplit(url)
@@ -98,26 +83,9 @@ def _admin_sql(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daphne exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"daphne did not listen on {port} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        service_missing("playwright (the Python package) is not installed")
+    require_browser()
     from proctoring.vision.packs import ModelPackError, require_pack
 
     try:
@@ -166,7 +134,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     )
     seeded = Server(url="", env=env, seed={}, log=ARTIFACTS / "daphne.log").scenario("seed")
 
-    port = int(os.getenv("E2E_PORT") or _free_port())
+    port = int(os.getenv("E2E_PORT") or free_port())
     log = ARTIFACTS / "daphne.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -177,7 +145,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for_port(port, proc, log)
+        wait_for_port(port, proc, log)
         yield Server(url=f"http://127.0.0.1:{port}", env=env, seed=seeded, log=log)
     finally:
         proc.terminate()

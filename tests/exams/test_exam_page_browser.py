@@ -19,17 +19,8 @@ import pytest
 from django.core.management import call_command
 
 from exams.models import Attempt, Exam
-from tests.conftest import service_missing
+from tests.browser import launch, require_browser
 
-CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "exams"
 
 
@@ -53,12 +44,9 @@ def _seconds(clock: str) -> int:
 
 @pytest.mark.browser
 def test_student1_sits_the_demo_exam_with_the_keyboard_only(transactional_db, live_server, monkeypatch):
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("playwright (the Python package) is not installed")
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
     # Playwright's sync API keeps an event loop on this thread; the ORM calls below are plain synchronous ones.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -68,7 +56,7 @@ def test_student1_sits_the_demo_exam_with_the_keyboard_only(transactional_db, li
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.set_default_timeout(15_000)
@@ -172,15 +160,11 @@ SKEWED_CLOCK = """
 def test_the_page_keeps_server_time_retries_lost_saves_and_locks_calmly_at_time_up(
     transactional_db, live_server, monkeypatch
 ):
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("playwright (the Python package) is not installed")
+    require_browser()
     from datetime import timedelta
 
     from django.utils import timezone
+    from playwright.sync_api import expect, sync_playwright
 
     from exams import services
     from tests.factories import DEFAULT_PASSWORD
@@ -196,7 +180,7 @@ def test_the_page_keeps_server_time_retries_lost_saves_and_locks_calmly_at_time_
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1100, "height": 900})
         context.add_init_script(SKEWED_CLOCK)
         page = context.new_page()

@@ -13,28 +13,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import service_missing
+from tests.browser import launch, require_browser, wait_for_port
 from tests.proctoring.fakes import frame
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "review"
-CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PORT = int(os.getenv("REVIEW_MONITOR_PORT", "8107"))
 
 STREAM_JS = """
@@ -51,18 +40,6 @@ STREAM_JS = """
   ws.onclose = (e) => reject(new Error(`closed ${e.code}`));
 })
 """
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daphne exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"daphne did not listen on {port} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
@@ -101,7 +78,7 @@ def server(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for_port(PORT, proc, log)
+        wait_for_port(PORT, proc, log)
         yield f"http://127.0.0.1:{PORT}", seed
     finally:
         proc.terminate()
@@ -126,17 +103,14 @@ def _login(browser, url: str, username: str, password: str):
 
 @pytest.mark.browser
 def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(server):
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("playwright (the Python package) is not installed")
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
     url, seed = server
     alice_id, bob_id = seed["attempts"]["alice"], seed["attempts"]["bob"]
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             charlie = _login(browser, url, "charlie", seed["password"])
             charlie.on("pageerror", lambda error: errors.append(str(error)))

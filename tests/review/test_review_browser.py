@@ -9,24 +9,14 @@ pytest-django's live_server is a threaded WSGI server: the review pages need no 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal
-from tests.conftest import service_missing
+from tests.browser import launch, require_browser
 from tests.factories import DEFAULT_PASSWORD
 
-CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
 
 
@@ -42,19 +32,16 @@ def _tab_to(page, selector: str, *, limit: int = 80) -> None:
 def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
     transactional_db, live_server, monkeypatch, charlie, exam, alice_attempt, bob_attempt
 ):
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("playwright (the Python package) is not installed")
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     flags = {f.kind: f for f in Flag.objects.filter(session__attempt=alice_attempt)}
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.set_default_timeout(15_000)

@@ -7,16 +7,15 @@ Screenshots: test-artifacts/review/real-timeline.png, real-attempt.png, real-pre
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal
 from proctoring.services.rescoring import rescore_preview
+from tests.browser import launch, require_browser
 from tests.conftest import service_missing
 from tests.factories import DEFAULT_PASSWORD
 from tests.review.real_session import missing, record_scripted_exam
-from tests.review.test_review_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.review.test_review_browser import ARTIFACTS
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +51,9 @@ def test_the_scripted_exam_raises_each_kind_and_rescoring_with_its_own_settings_
 def test_charlie_decides_the_flags_of_the_scripted_webcam_exam(
     transactional_db, live_server, monkeypatch, charlie, exam, scripted_attempt
 ):
-    if not Path(CHROMIUM).exists():
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        service_missing("playwright (the Python package) is not installed")
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     flags = list(Flag.objects.filter(session__attempt=scripted_attempt).order_by("started_at", "id"))
@@ -66,7 +62,7 @@ def test_charlie_decides_the_flags_of_the_scripted_webcam_exam(
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.set_default_timeout(15_000)
