@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from accounts.models import User
+from proctoring.services.sessions import session_end_for_attempt
 
 from .exceptions import (
     AttemptClosed,
@@ -196,6 +197,7 @@ def attempt_submit(*, attempt: Attempt, now: datetime | None = None) -> Attempt:
         locked.submitted_at = now
         _attempt_grade(locked, now=now)
         locked.save()
+        _proctoring_end_on_commit(locked)
     return locked
 
 
@@ -215,7 +217,17 @@ def attempt_expire(*, attempt: Attempt, now: datetime | None = None) -> Attempt:
         locked.submitted_at = locked.deadline
         _attempt_grade(locked, now=now)
         locked.save()
+        _proctoring_end_on_commit(locked)
     return locked
+
+
+def _proctoring_end_on_commit(attempt: Attempt) -> None:
+    """End the attempt's proctoring session once the attempt's closing has committed (never for a rolled-back one).
+
+    Robust: the attempt is already closed by then, and must stay closed even if ending the session fails; the live
+    socket would still end the session on its next frame or on disconnect, both of which check the attempt.
+    """
+    transaction.on_commit(lambda: session_end_for_attempt(attempt=attempt, reason="attempt_closed"), robust=True)
 
 
 def attempts_expire_overdue(*, now: datetime | None = None) -> int:

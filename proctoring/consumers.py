@@ -28,6 +28,7 @@ from proctoring.pool import FrameJob, get_pool
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
+    attempt_group,
     session_disconnect,
     session_end,
     session_note_stream,
@@ -71,11 +72,6 @@ class MonitorStatus(TypedDict, total=False):
 def monitor_group(exam_id: int) -> str:
     """The instructor live monitor's group for an exam (issue 5 listens to it)."""
     return f"exam_{exam_id}_monitor"
-
-
-def attempt_group(attempt_id: int) -> str:
-    """Every live socket of one attempt: a new connection replaces the old; instructor messages reach the student."""
-    return f"proctor_attempt_{attempt_id}"
 
 
 class ProctorConsumer(AsyncWebsocketConsumer):
@@ -351,6 +347,13 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         if self.start is None or message.get("channel") == self.channel_name:
             return
         await self._ended("replaced")
+
+    async def proctor_ended(self, message: dict[str, Any]) -> None:
+        """The session ended outside this socket (proctoring.services.sessions.session_end_for_attempt: the attempt
+        was submitted or expired, perhaps from another tab or a sweep): tell the student and close."""
+        if self.start is None:
+            return
+        await self._ended(str(message.get("reason") or "attempt_closed"))
 
     async def proctor_instructor_message(self, message: dict[str, Any]) -> None:
         """Issue 5's live monitor sends {"type": "proctor.instructor_message", "message": str} to attempt_group()."""

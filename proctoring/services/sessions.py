@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -358,7 +360,30 @@ def session_end(*, session_id: int, reason: str) -> bool:
         return True
 
 
+def attempt_group(attempt_id: int) -> str:
+    """Every live socket of one attempt: a new connection replaces the old; instructor messages reach the student."""
+    return f"proctor_attempt_{attempt_id}"
+
+
 def session_end_for_attempt(*, attempt: Attempt, reason: str = "attempt_closed") -> bool:
-    """For the exam flow: call when an attempt is submitted or expires, so the open session ends with it."""
+    """For the exam flow: call when an attempt is submitted or expires, so the open session ends with it.
+
+    Once that commits, the attempt's live socket (if one is still open, in this process or another) is told through
+    the channel layer; the consumer then sends SESSION_ENDED and closes. Returns False when no session was active.
+    """
     session = ProctoringSession.objects.filter(attempt=attempt, status="active").first()
-    return session_end(session_id=session.pk, reason=reason) if session else False
+    if session is None or not session_end(session_id=session.pk, reason=reason):
+        return False
+    attempt_id = attempt.pk
+    transaction.on_commit(lambda: _tell_live_socket(attempt_id=attempt_id, reason=reason))
+    return True
+
+
+def _tell_live_socket(*, attempt_id: int, reason: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(attempt_group(attempt_id), {"type": "proctor.ended", "reason": reason})
+    except Exception:  # noqa: BLE001 - best effort: the session has ended; a socket left open learns it on its next frame
+        log.warning("proctoring: could not tell attempt %s's socket that its session ended", attempt_id, exc_info=True)
