@@ -11,7 +11,9 @@ rows and reconciles the spans it returns with the flags already stored:
 3. An open flag that no new span overlaps is withdrawn (FlagWithdrawal), not deleted: its evidence stays, and going
    back to the old settings restores it.
 4. A span that overlaps nothing becomes a new open flag.
-Sessions still streaming are left alone: the live consumer owns their flags until they end.
+Sessions still streaming are left alone: the live consumer owns their flags until they end. So are sessions whose
+observations retention has deleted (proctoring.services.retention.evidence_purge): re-scoring nothing would withdraw
+every open flag, and their flags are all that is left of them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count
 
 from accounts.models import User
 from exams.models import Enrollment, Exam
@@ -74,6 +77,7 @@ class AttemptPlan:
     withdrawn: int = 0
     restored: int = 0
     live_sessions: int = 0
+    purged_sessions: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     ops: list[_Op] = field(default_factory=list)
 
@@ -127,6 +131,7 @@ class RescorePlan:
                     "updated": a.updated,
                     "withdrawn": a.withdrawn,
                     "restored": a.restored,
+                    "purged_sessions": a.purged_sessions,
                 }
                 for a in self.attempts
             },
@@ -228,6 +233,12 @@ def _plan(exam: Exam, config: Mapping[str, Any]) -> RescorePlan:
     for flag in Flag.objects.filter(session__in=sessions).order_by("started_seq", "id"):
         flags_by_session.setdefault(flag.session_id, []).append(flag)
     withdrawn = set(FlagWithdrawal.objects.filter(flag__session__in=sessions).values_list("flag_id", flat=True))
+    stored = dict(
+        Observation.objects.filter(session__in=sessions)
+        .values("session")
+        .annotate(n=Count("id"))
+        .values_list("session", "n")
+    )
 
     plans: dict[int, AttemptPlan] = {}
     for session in sessions:
@@ -237,8 +248,12 @@ def _plan(exam: Exam, config: Mapping[str, Any]) -> RescorePlan:
         for flag in flags:
             if flag.pk not in withdrawn:
                 plan.before[flag.kind] += 1
-        if session.status == ProctoringSession.Status.ACTIVE:
-            plan.live_sessions += 1
+        live = session.status == ProctoringSession.Status.ACTIVE
+        if live or _observations_purged(session, stored.get(session.pk, 0)):
+            if live:
+                plan.live_sessions += 1
+            else:
+                plan.purged_sessions += 1
             for flag in flags:
                 if flag.pk not in withdrawn:
                     plan.after[flag.kind] += 1
@@ -252,6 +267,17 @@ def _plan(exam: Exam, config: Mapping[str, Any]) -> RescorePlan:
         config_after=dict(config),
         attempts=list(plans.values()),
     )
+
+
+def _observations_purged(session: ProctoringSession, stored: int) -> bool:
+    """Whether some or all of the session's observations are gone, so its frames can no longer be re-run.
+
+    Told from the session's own counter rather than a "purged" mark: every analysed frame's Observation row is written
+    in the same transaction that counts it in `frames_analysed`, while retention deletes rows in batches of their own,
+    so a purge that stopped half-way leaves fewer rows than the counter, and no mark could say so reliably. A session
+    with no observation at all has nothing to re-score either (older rows may predate the counter).
+    """
+    return stored == 0 or stored < session.frames_analysed
 
 
 def rescore_preview(*, exam: Exam, config: Mapping[str, Any]) -> RescorePlan:
