@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -36,6 +36,7 @@ from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, free_port, require_browser
 from tests.browser import CHROMIUM_ARGS as BROWSER_ARGS
 from tests.conftest import service_missing
 from tests.e2e import clip
+from tests.servers import admin_sql, postgres_database
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,22 +66,6 @@ class Server:
         )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _postgres_database(url: str) -> tuple[str, str]:
-    """A database of our own next to DATABASE_URL's (which pytest-django's own test database sits beside)."""
-    parts = urlsplit(url)
-    name = (parts.path.lstrip("/") or "postgres") + "_e2e"
-    return name, urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _admin_sql(url: str, sql: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +105,10 @@ def server(tmp_path_factory) -> Iterator[Server]:
     pg_url = os.getenv("DATABASE_URL", "")
     pg_name = None
     if pg_url.startswith(("postgres://", "postgresql://")):
-        pg_name, env["DATABASE_URL"] = _postgres_database(pg_url)
+        pg_name, env["DATABASE_URL"] = postgres_database(pg_url, "e2e")
         try:
-            _admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
-            _admin_sql(pg_url, f'CREATE DATABASE "{pg_name}"')
+            admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            admin_sql(pg_url, f'CREATE DATABASE "{pg_name}"')
         except Exception as exc:  # noqa: BLE001 - any connection failure means the service is missing
             service_missing(f"PostgreSQL at DATABASE_URL is not usable: {exc}")
     else:
@@ -155,7 +140,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
             proc.kill()
             proc.wait(timeout=5)
         if pg_name:
-            _admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            admin_sql(pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Seed the daphne server of test_monitor_browser.py: charlie's exam with alice and bob sitting it, both enrolled.
 
 Run inside the server's environment: `python manage.py shell -c "from tests.review.monitor_seed import main; main()"`.
-Prints the ids as JSON on the last line.
+Prints the ids as JSON on the last line. tests/proctoring/scale_out_seed.py builds on seed_exam().
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from proctoring.services.sessions import _pack_embedder_id
 PASSWORD = "monitor-pass-123"
 
 
-def main() -> None:
+def seed_exam() -> dict:
     now = timezone.now()
     password = make_password(PASSWORD)
     charlie = User.objects.create(
@@ -50,4 +50,8 @@ def main() -> None:
         attempts[username] = Attempt.objects.create(
             exam=exam, student=student, started_at=now, deadline=now + timedelta(hours=1)
         ).pk
-    print(json.dumps({"exam": exam.pk, "attempts": attempts, "password": PASSWORD}))
+    return {"exam": exam.pk, "attempts": attempts, "password": PASSWORD}
+
+
+def main() -> None:
+    print(json.dumps(seed_exam()))
