@@ -1,5 +1,5 @@
 """Two Start clicks at once (two tabs, a double click) must give one attempt. Real concurrency needs real
-connections, so this runs on PostgreSQL (CI); SQLite in memory has a single connection."""
+connections, so this runs on PostgreSQL (CI, where REQUIRE_SERVICES makes its absence a failure)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from django.db import connection, connections
 
 from exams import services
 from exams.models import Attempt
+from tests.conftest import service_missing
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_simultaneous_starts_give_one_attempt(paper, alice):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL for concurrent connections (CI runs it)")
+        service_missing("needs PostgreSQL (DATABASE_URL) for concurrent connections; CI runs it")
     barrier = threading.Barrier(4)
     results: list[int] = []
     errors: list[BaseException] = []
