@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from exams.models import Attempt
 from proctoring.forms import ConsentForm
 from proctoring.models import FaceTemplate
+from proctoring.ratelimit import rate_allow
 from proctoring.services.consent import (
     CONSENT_NOTICE_VERSION,
     consent_current,
@@ -39,6 +40,11 @@ ENROL_MIN_FRAMES = 3
 ENROL_MAX_FRAMES = 10
 
 UNAVAILABLE_MESSAGE = "The face check is not available right now. Please try again later or tell your instructor."
+# The enrolment page sends one photo every 0.6 s at most and the system check one every 0.7 s; these limits leave
+# room for both at once and refuse a script that posts in a loop (the checks run models in the web process).
+CHECK_LIMIT, CHECK_WINDOW_S = 40, 20
+FINISH_LIMIT, FINISH_WINDOW_S = 10, 60
+SLOW_DOWN_MESSAGE = "That was a lot of photos at once. Please wait a few seconds; we will carry on."
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -147,6 +153,8 @@ def _decode_upload(upload):
 @json_login_and_consent_required
 def enrol_frame(request: HttpRequest) -> JsonResponse:
     """Check one webcam photo for enrolment and say, calmly, what to change when it is not usable."""
+    if not rate_allow(key=f"enrol-check:{request.user.pk}", limit=CHECK_LIMIT, window_s=CHECK_WINDOW_S):
+        return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
     # Imported here, not at the top: the vision stack (numpy, OpenCV, the model pack) loads when the first photo
     # arrives, never when the URLconf is imported by every page and every worker.
     from proctoring.vision.frames import FrameError
@@ -189,6 +197,8 @@ def enrol_finish(request: HttpRequest) -> JsonResponse:
     enrolment in a cache or session to expire, and face_enrol checks every photo again, so a page that sends
     something else gains nothing. The cost is one re-upload of about 5 x 40 KB.
     """
+    if not rate_allow(key=f"enrol-finish:{request.user.pk}", limit=FINISH_LIMIT, window_s=FINISH_WINDOW_S):
+        return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
     from proctoring.vision.frames import FrameError
 
     uploads = request.FILES.getlist("frames")

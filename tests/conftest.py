@@ -18,3 +18,12 @@ def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"REQUIRE_SERVICES is set but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache, so rate-limit windows never leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -72,7 +72,7 @@ async function checkFraming() {
       return true;
     }
     if (last.status === 401 || last.status === 403 || last.status === 503) break;
-    await sleep(700);
+    await sleep(last.status === 429 ? 5000 : 700);
   }
   setItem("framing", "fail", (last && last.message) || "We could not see your face. Please sit in front of the camera.");
   return false;

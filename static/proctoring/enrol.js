@@ -74,6 +74,11 @@ async function run() {
       say(answer.message);
       finish();
       return;
+    } else if (answer.status === 429) {
+      // The server asked us to slow down: wait, and do not count this against the student's tries.
+      say(answer.message);
+      attempts -= 1;
+      await sleep(5000);
     } else {
       say(answer.message || "That photo could not be used. Please try again.");
     }

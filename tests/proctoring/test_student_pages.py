@@ -331,3 +331,29 @@ def test_the_exam_panel_renders_its_live_regions_and_meter(rf, alice):
     assert 'role="alert" aria-live="assertive"' in html
     assert '<meter id="proctor-attention"' in html
     assert "proctoring/panel.js" in html
+
+
+def test_a_photo_flood_is_refused_cheaply_and_calmly_before_any_image_is_decoded(client, consenting_alice):
+    from proctoring.views_student import CHECK_LIMIT
+
+    def post():
+        return client.post(reverse("proctoring:enrol_frame"), {"frame": SimpleUploadedFile("f.jpg", b"", "image/jpeg")})
+
+    answers = [post() for _ in range(CHECK_LIMIT)]
+    assert {a.status_code for a in answers} == {400}  # each one read (and found empty), none refused
+    refused = post()
+    assert refused.status_code == 429
+    assert refused.json()["reason"] == "rate_limited"
+    assert "wait a few seconds" in refused.json()["message"]
+
+
+def test_one_students_flood_does_not_slow_down_another(client, consenting_alice):
+    from proctoring.views_student import CHECK_LIMIT
+
+    for _ in range(CHECK_LIMIT + 1):
+        client.post(reverse("proctoring:enrol_frame"), {"frame": SimpleUploadedFile("f.jpg", b"", "image/jpeg")})
+    bob = StudentFactory(username="bob")
+    consent_record(user=bob, accepted=True)
+    client.force_login(bob)
+    answer = client.post(reverse("proctoring:enrol_frame"), {"frame": SimpleUploadedFile("f.jpg", b"", "image/jpeg")})
+    assert answer.status_code == 400 and answer.json()["reason"] == "empty"
