@@ -112,17 +112,7 @@ class FlagInline(admin.TabularInline):
         "review",
     )
     # Status is read-only: a decision goes through the review service (audited), from the review page or actions.
-    readonly_fields = (
-        "kind",
-        "status",
-        "started_at",
-        "ended_at",
-        "confidence",
-        "threshold",
-        "model_version",
-        "evidence",
-        "review",
-    )
+    readonly_fields = fields
 
     @admin.display(description="Decide")
     def review(self, flag: Flag) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
@@ -24,9 +24,11 @@ def enrolled_face_of(*, user: Any) -> EnrolledFace | None:
     template = FaceTemplate.objects.filter(user=user).first()
     if template is None:
         return None
-    vector = np.frombuffer(bytes(template.embedding), dtype="<f4")
+    # float32 little-endian, as stored. struct rather than numpy: this module is imported with the ASGI app, and
+    # numpy belongs to the inference side.
+    data = bytes(template.embedding)
     return EnrolledFace(
-        embedding=tuple(float(x) for x in vector),
+        embedding=struct.unpack(f"<{len(data) // 4}f", data),
         pack=template.pack,
         model_id=template.model_id,
         neutral=Pose(template.neutral_yaw, template.neutral_pitch, template.neutral_roll),

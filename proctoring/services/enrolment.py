@@ -6,8 +6,8 @@
 3. The template stores the mean of the unit embeddings (re-normalised), the pack and model id that made them, and
    the median head pose as the student's neutral pose. Re-enrolment replaces the template.
 
-An embedding belongs to its model: ``enrolled_face_for`` hands back the pack and model id with the vector, and the
-analyzer refuses to compare it with embeddings from another model.
+An embedding belongs to its model: ``proctoring.selectors.enrolled_face_of`` hands back the pack and model id with
+the vector, and the analyzer refuses to compare it with embeddings from another model.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.db import transaction
 
 from proctoring.models import FaceTemplate
 from proctoring.vision.base import l2_normalise
-from proctoring.vision.types import Box, EnrolledFace, Pose
+from proctoring.vision.types import Box, Pose
 
 # Quality limits. Face size: below ~80 px across, the 112x112 embedding crop is upsampled and loses identity
 # detail. Brightness is the mean grey level of the face box (0-255): under 50 faces lose contrast, over 210 they
@@ -191,20 +191,6 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
             },
         )
     return EnrolmentResult(accepted=len(good), rejections=rejections, template=template)
-
-
-def enrolled_face_for(*, user) -> EnrolledFace | None:
-    """The user's enrolment as the analyzer wants it, or None when they have not enrolled."""
-    template = FaceTemplate.objects.filter(user=user).first()
-    if template is None:
-        return None
-    vector = np.frombuffer(bytes(template.embedding), dtype="<f4")
-    return EnrolledFace(
-        embedding=tuple(float(v) for v in vector),
-        pack=template.pack,
-        model_id=template.model_id,
-        neutral=Pose(template.neutral_yaw, template.neutral_pitch, template.neutral_roll),
-    )
 
 
 def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from proctoring.models import FaceTemplate
+from proctoring.selectors import enrolled_face_of
 from proctoring.services.enrolment import (
     MESSAGES,
-    enrolled_face_for,
     enrolment_check_frame,
     enrolment_is_current,
     face_enrol,
@@ -127,7 +127,7 @@ def test_alice_enrols_from_three_good_frames(analyzer, alice_frames):
     assert abs(template.neutral_yaw) < 10 and abs(template.neutral_pitch) < 15
     assert template.quality["min_similarity_to_template"] > 0.9
 
-    enrolled = enrolled_face_for(user=alice)
+    enrolled = enrolled_face_of(user=alice)
     assert enrolled.model_id == analyzer.embedding_model_id
     assert enrolled.neutral.yaw == pytest.approx(template.neutral_yaw)
     assert enrolment_is_current(user=alice)
@@ -141,7 +141,7 @@ def test_rejected_frames_are_listed_with_reasons_and_too_few_good_ones_store_not
     assert result.template is None and result.accepted == 1
     assert [(index, reason) for index, reason, _ in result.rejections] == [(1, "no_face"), (2, "multiple_faces")]
     assert not FaceTemplate.objects.filter(user=alice).exists()
-    assert enrolled_face_for(user=alice) is None
+    assert enrolled_face_of(user=alice) is None
 
 
 def test_a_photo_of_someone_else_among_the_frames_is_left_out(analyzer, evalset, alice_frames):
@@ -152,7 +152,7 @@ def test_a_photo_of_someone_else_among_the_frames_is_left_out(analyzer, evalset,
     assert result.accepted == 3
     assert result.rejections == [(3, "different_person", MESSAGES["different_person"])]
     # the template is alice's face, not a blend with Grace Hopper's
-    obs = analyzer.analyze(evalset.load("grace_hopper"), enrolled=enrolled_face_for(user=bob))
+    obs = analyzer.analyze(evalset.load("grace_hopper"), enrolled=enrolled_face_of(user=bob))
     assert obs.identity.match is False
 
 
@@ -170,7 +170,7 @@ def test_an_embedding_from_another_model_is_refused(analyzer, evalset, alice_fra
     FaceTemplate.objects.filter(user=charlie).update(pack="insightface", model_id="buffalo_l/w600k_r50")
 
     assert not enrolment_is_current(user=charlie)
-    obs = analyzer.analyze(alice_frames[0], enrolled=enrolled_face_for(user=charlie))
+    obs = analyzer.analyze(alice_frames[0], enrolled=enrolled_face_of(user=charlie))
     assert obs.identity is None
     assert "must re-enrol" in obs.identity_error
     assert "insightface/buffalo_l/w600k_r50" in obs.identity_error
