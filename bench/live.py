@@ -160,16 +160,30 @@ def server_counters(attempt_ids: list[int]) -> dict:
 
 
 class Processes:
-    def __init__(self, *, pool: str, port: int, redis: str, database_url: str, workers: int) -> None:
+    def __init__(
+        self,
+        *,
+        pool: str,
+        port: int,
+        redis: str,
+        database_url: str,
+        workers: int | None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        # workers=None leaves INFERENCE_WORKERS (and INFERENCE_THREADS) to the server's own defaults, which are
+        # derived from the machine's cores: what a plain deployment gets.
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
             "INFERENCE_POOL": pool,
-            "INFERENCE_WORKERS": str(workers),
-            "INFERENCE_THREADS": "1",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         }
+        if workers is not None:
+            self.env["INFERENCE_WORKERS"] = str(workers)
+            self.env.setdefault("INFERENCE_THREADS", "1")
+        workers = workers or os.cpu_count() or 1
         if pool == "celery":
             self.env["REDIS_URL"] = redis
         else:

@@ -112,11 +112,28 @@ DATABASES = {
         conn_max_age=envint("DB_CONN_MAX_AGE", "0"),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envbool("DB_POOL", "true"):
+    # A psycopg connection pool per server process. Under ASGI every call through database_sync_to_async closes
+    # the connection afterwards (CONN_MAX_AGE cannot help: threads come and go), and opening a PostgreSQL
+    # connection per frame was 29% of the database thread's time at 120 students (issue 8). With the pool a close
+    # hands the connection back instead. Django's pool needs CONN_MAX_AGE 0.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DB_POOL_MIN", "2"),
+        "max_size": envint("DB_POOL_MAX", "12"),
+        "timeout": envint("DB_POOL_TIMEOUT_S", "10"),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The in-process worker pool and the ASGI server write from several threads; wait for the lock instead of
-    # failing at once, and use WAL so readers never block the writer.
+    # failing at once, and use WAL so readers never block the writer. IMMEDIATE transactions take the write lock at
+    # BEGIN, so two threads' read-then-write transactions wait for each other instead of one failing at once with
+    # "database is locked" (a deferred transaction cannot wait to upgrade its read lock).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
     )
     # A file, not Django's shared in-memory database: browser tests serve concurrent requests from several
     # threads, and one shared in-memory connection interleaves their savepoints.
@@ -174,9 +191,11 @@ else:
 # "celery" (Celery workers on the `inference` queue, which needs REDIS_URL). "local" by default, so `make demo`
 # needs nothing running.
 INFERENCE_POOL = os.getenv("INFERENCE_POOL", "local")
-INFERENCE_WORKERS = envint("INFERENCE_WORKERS", "1")
-# Threads per inference worker for onnxruntime/OpenVINO. Explicit, because every process spawning one thread
-# per core on a 2-core machine makes them fight.
+# Worker processes of the local pool: one per core the server may use, each with one inference thread (measured in
+# issue 8: on 2 cores, 2 processes of 1 thread beat 1 process of 2 threads and 1 of 1; the server and PostgreSQL
+# fit in the gaps). Explicit thread counts, because every process spawning one thread per core makes them fight.
+USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+INFERENCE_WORKERS = envint("INFERENCE_WORKERS", str(USABLE_CORES))
 INFERENCE_THREADS = envint("INFERENCE_THREADS", "1")
 # Seconds a frame may take in the pool before it counts as a server error (never against the student) and a hung
 # local worker is replaced.

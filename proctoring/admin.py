@@ -143,6 +143,7 @@ class ProctoringSessionAdmin(admin.ModelAdmin):
         "resumed_count",
         "frames_analysed",
         "frames_dropped",
+        "frames_shed",
         "server_errors",
     )
     list_filter = (
@@ -170,6 +171,7 @@ class ProctoringSessionAdmin(admin.ModelAdmin):
         "resumed_count",
         "frames_analysed",
         "frames_dropped",
+        "frames_shed",
         "server_errors",
         "state",
         "settings_snapshot",

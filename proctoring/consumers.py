@@ -12,6 +12,7 @@ frames, never sessions, and results never lag behind by more than one frame.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -19,12 +20,13 @@ import time
 import uuid
 from typing import Any, TypedDict
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
+from proctoring.pool.base import OK, ObjectsMemory
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
@@ -46,6 +48,19 @@ TEXT_BURST = 20
 TEXT_RATE = 5.0
 TEXT_IGNORED_LIMIT = 200
 THUMBNAIL_EVERY_S = 10.0
+PACE_MESSAGES = {
+    "busy": "Many students are being checked right now, so checks run a little less often. Nothing is wrong on "
+    "your side, and nothing is counted against you.",
+    "normal": "Checks are back to their usual pace.",
+}
+
+
+def db_call(func: Any) -> DatabaseSyncToAsync:
+    """A socket's database work, on the event loop's thread pool instead of Channels' one
+    thread-sensitive thread: every socket's frames used to queue behind that single thread, which was the busiest
+    thread in the server at 120 students (issue 8). Each call owns its transaction and touches one session, whose
+    row lock serialises the writers of that session; other sessions proceed in parallel."""
+    return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
 class ReadyEvent(TypedDict):
@@ -82,7 +97,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.closing = False
         attempt_id = int(self.scope["url_route"]["kwargs"]["attempt_id"])
         try:
-            start = await database_sync_to_async(session_open)(attempt_id=attempt_id, user=self.scope.get("user"))
+            start = await db_call(session_open)(attempt_id=attempt_id, user=self.scope.get("user"))
         except SessionRefused as exc:
             # Accept, then close: a close before accept reaches the browser as a bare handshake failure (1006), and
             # the client could not tell "sign in again" from "re-enrol".
@@ -91,9 +106,15 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             return
         self.start = start
         self.settings: rules.RuleSettings = start.settings
-        self.interval_s = start.settings.frame_interval_ms / 1000.0
+        self.pace_ms = start.settings.frame_interval_ms
+        self.interval_s = self.pace_ms / 1000.0
         self.pool = get_pool()
         self.pool.warm()
+        self.pool.join(self.channel_name, interval_ms=start.settings.frame_interval_ms)
+        # The session's last measured object-detector result (the skip rule in proctoring.pool.base.analyze_job),
+        # and when it last got a result (the pool serves the longest-waiting session first).
+        self.objects_memory: ObjectsMemory | None = None
+        self.last_result_at = 0.0
         self.identity_due = start.identity_due
         self.seq = start.last_seq
         self.inflight: asyncio.Task | None = None
@@ -129,13 +150,14 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         if self.start is None:
             return
         self.closing = True
+        self.pool.leave(self.channel_name)
         if getattr(self, "watchdog", None) is not None:
             self.watchdog.cancel()
         await self.channel_layer.group_discard(attempt_group(self.start.attempt_id), self.channel_name)
         if self.inflight is not None:
             # Let the frame in flight be recorded (nothing stored is lost), bounded by the pool's timeout.
             await asyncio.wait({self.inflight}, timeout=self.pool.timeout_s + 2)
-        ended = await database_sync_to_async(session_disconnect)(session_id=self.start.session_id, code=code)
+        ended = await db_call(session_disconnect)(session_id=self.start.session_id, code=code)
         await self._monitor(connection="ended" if ended else "disconnected")
 
     # --- Client -> server ------------------------------------------------------------------------------------
@@ -153,9 +175,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.last_frame_at = now
         if self.stalled:
             self.stalled = False
-            await database_sync_to_async(session_note_stream)(
-                session_id=self.start.session_id, kind=StreamEvent.Kind.RECOVERED
-            )
+            await db_call(session_note_stream)(session_id=self.start.session_id, kind=StreamEvent.Kind.RECOVERED)
         if len(data) > self.settings.max_frame_bytes:
             # Answered without touching the pool or the database: an oversize flood costs us nothing.
             await self.send_json(
@@ -195,13 +215,18 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 # Older than one interval when a worker picks it up: a newer frame is coming, skip this one.
                 deadline=now + max(self.interval_s, 1.0),
                 want_thumbnail=want_thumbnail,
+                priority=self.last_result_at,
+                objects_memory=self.objects_memory,
             )
             if not with_identity:
                 job = dataclasses.replace(job, enrolled=None)
             reply = self.channel_name if self.pool.needs_reply_channel else None
             result = await self.pool.analyze(job, reply_channel=reply)
             dropped, self.dropped = self.dropped, 0
-            outcome = await database_sync_to_async(session_record_result)(
+            if result.status == OK:
+                self.last_result_at = time.time()
+                self._remember_objects(seq, result)
+            outcome = await db_call(session_record_result)(
                 session_id=start.session_id,
                 seq=seq,
                 received_at=received_at,
@@ -227,6 +252,8 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 )
             if outcome.ended:
                 await self._ended(outcome.ended)
+            else:
+                await self._pace()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -239,6 +266,43 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             if self.waiting is not None and not self.closing:
                 waiting, self.waiting = self.waiting, None
                 self._dispatch(*waiting)
+
+    def _remember_objects(self, seq: int, result: Any) -> None:
+        """Keep the object detector's measured result for the skip rule: re-usable for up to
+        `object_reuse_frames` following frames, always compared with the frame it was measured on (so a slow
+        drift still adds up to a change)."""
+        limit = self.settings.object_reuse_frames
+        if limit <= 0 or result.signature_b64 is None:
+            self.objects_memory = None
+        elif result.objects_from_seq is None:
+            self.objects_memory = ObjectsMemory(
+                seq=seq,
+                signature=base64.b64decode(result.signature_b64),
+                objects=tuple((result.observation or {}).get("objects", ())),
+                reuses_left=limit,
+            )
+        elif self.objects_memory is not None:
+            self.objects_memory = dataclasses.replace(
+                self.objects_memory, reuses_left=self.objects_memory.reuses_left - 1
+            )
+
+    async def _pace(self) -> None:
+        """Push back: tell the client the frame interval the server can keep up with now (PACE), and restore the
+        exam's own when load falls. The stall watchdog and frame deadlines follow the paced interval."""
+        paced = self.pool.pace_interval_ms(self.settings.frame_interval_ms)
+        if paced == self.pace_ms or self.closing:
+            return
+        self.pace_ms = paced
+        self.interval_s = paced / 1000.0
+        busy = paced > self.settings.frame_interval_ms
+        await self.send_json(
+            {
+                "event": "PACE",
+                "frame_interval_ms": paced,
+                "reason": "busy" if busy else "normal",
+                "message": PACE_MESSAGES["busy" if busy else "normal"],
+            }
+        )
 
     async def _on_text(self, text: str) -> None:
         if not self._take_token():
@@ -269,10 +333,10 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             if signal not in BrowserSignal.Kind.values:
                 await self._error(f"Unknown signal; expected one of: {', '.join(BrowserSignal.Kind.values)}.")
                 return
-            await database_sync_to_async(session_record_signal)(session_id=self.start.session_id, kind=signal)
+            await db_call(session_record_signal)(session_id=self.start.session_id, kind=signal)
             await self._monitor(connection="connected", signal=signal)
         elif kind == "end":
-            await database_sync_to_async(session_end)(session_id=self.start.session_id, reason="client_end")
+            await db_call(session_end)(session_id=self.start.session_id, reason="client_end")
             await self._ended("client_end")
         else:
             await self._error("Unknown message type; expected signal, ping or end.")
@@ -294,9 +358,11 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(max(0.05, self.interval_s / 2))
             if self.stalled or self.closing:
                 continue
-            if rules.stall_due(last_frame_at=self.last_frame_at, now=time.time(), settings=self.settings):
+            if rules.stall_due(
+                last_frame_at=self.last_frame_at, now=time.time(), settings=self.settings, interval_ms=self.pace_ms
+            ):
                 self.stalled = True
-                await database_sync_to_async(session_note_stream)(
+                await db_call(session_note_stream)(
                     session_id=self.start.session_id,
                     kind=StreamEvent.Kind.STALLED,
                     details={"since": self.last_frame_at},

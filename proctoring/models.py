@@ -51,6 +51,9 @@ class ProctoringSession(models.Model):
     resumed_count = models.PositiveIntegerField(default=0)
     frames_analysed = models.PositiveIntegerField(default=0)
     frames_dropped = models.PositiveIntegerField(default=0)
+    # Frames the server skipped under load (OVERLOADED): capacity, not failure, and never the student's fault.
+    frames_shed = models.PositiveIntegerField(default=0)
+    # Frames the server failed on (worker error or timeout).
     server_errors = models.PositiveIntegerField(default=0)
     # proctoring.rules.RuleState as JSON: windows, open flags, cooldowns. Saved after every frame so that a
     # reconnect (or another ASGI process) resumes exactly where the last one stopped.
@@ -95,6 +98,9 @@ class Observation(models.Model):
     phone_score = models.FloatField(default=0.0)
     # {label: best score} for the other configured objects.
     other_objects = models.JSONField(default=dict, blank=True)
+    # The skip rule: the frame whose object-detector result this frame re-used, because the picture had not changed
+    # since (null: the detector ran on this frame). docs/protocol.md states the rule.
+    objects_from_seq = models.PositiveIntegerField(null=True, blank=True)
     attention = models.PositiveSmallIntegerField(default=0)
     signals = models.JSONField(default=list, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)

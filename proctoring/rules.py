@@ -86,6 +86,9 @@ class RuleSettings:
     identity_threshold: float | None = None
     # Check identity on every Nth analysed frame (it costs an embedding); every frame while a mismatch is open.
     identity_every: int = 1
+    # Skip rule: the object detector's result may be re-used for up to this many frames in a row while the picture
+    # has not changed since it was measured (proctoring.vision.change); 0 runs it on every frame.
+    object_reuse_frames: int = 2
     frame_interval_ms: int = 2000
     # No frame for this many intervals: STREAM_STALLED (recorded, never a flag).
     stall_after: int = 3
@@ -121,13 +124,16 @@ class RuleSettings:
             "n",
             "clear_after",
             "identity_every",
+            "object_reuse_frames",
             "frame_interval_ms",
             "stall_after",
             "max_frame_bytes",
             "end_after_confirmed",
         ):
             if name in config:
-                values[name] = _as_int(name, config[name], minimum=0 if name == "end_after_confirmed" else 1)
+                values[name] = _as_int(
+                    name, config[name], minimum=0 if name in ("end_after_confirmed", "object_reuse_frames") else 1
+                )
         for name in ("cooldown_s", "yaw_limit", "pitch_limit", "gaze_limit", "phone_threshold"):
             if name in config:
                 values[name] = _as_float(name, config[name])
@@ -574,15 +580,19 @@ def server_problem(state: RuleState, *, at: float, event: str, settings: RuleSet
     return Decision(state=state, events=events)
 
 
-def stall_due(*, last_frame_at: float | None, now: float, settings: RuleSettings) -> bool:
+def stall_due(
+    *, last_frame_at: float | None, now: float, settings: RuleSettings, interval_ms: int | None = None
+) -> bool:
     """No frame has arrived for `stall_after` frame intervals: the stream is stalled (reported, never a flag).
 
     The consumer calls it with the time the last frame was received (or the connection opened), and reports a stall
-    once until frames come back.
+    once until frames come back. `interval_ms` is the interval the client was told (PACE, under load), when it
+    differs from the exam's: a student the server slowed down is never "stalled" for obeying.
     """
     if last_frame_at is None:
         return False
-    return now - last_frame_at >= settings.stall_after * settings.frame_interval_ms / 1000.0
+    interval = max(interval_ms or 0, settings.frame_interval_ms)
+    return now - last_frame_at >= settings.stall_after * interval / 1000.0
 
 
 def end_due(*, confirmed: int, settings: RuleSettings) -> bool:

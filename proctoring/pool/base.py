@@ -13,10 +13,11 @@ import importlib
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from proctoring.vision.types import EnrolledFace, Pose
+from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
+from proctoring.vision.types import DetectedObject, EnrolledFace, Pose
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,34 @@ THUMBNAIL_MAX_BYTES = 20_000
 
 
 @dataclass(frozen=True)
+class ObjectsMemory:
+    """A session's last measured object-detector result, so that a worker may re-use it for a frame that has not
+    changed since (the skip rule in `analyze_job`). The consumer keeps it; workers stay stateless."""
+
+    seq: int  # the frame the detector actually ran on
+    signature: bytes  # proctoring.vision.change.signature of that frame
+    objects: tuple[dict[str, Any], ...] = ()  # as in Observation.to_dict()["objects"]
+    reuses_left: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "signature_b64": base64.b64encode(self.signature).decode("ascii"),
+            "objects": list(self.objects),
+            "reuses_left": self.reuses_left,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> ObjectsMemory:
+        return cls(
+            seq=int(data["seq"]),
+            signature=base64.b64decode(data["signature_b64"]),
+            objects=tuple(data.get("objects", ())),
+            reuses_left=int(data.get("reuses_left", 0)),
+        )
+
+
+@dataclass(frozen=True)
 class FrameJob:
     job_id: str
     session_id: int
@@ -45,6 +74,10 @@ class FrameJob:
     deadline: float = 0.0
     want_thumbnail: bool = False
     pack: str | None = None
+    # When the session last got a result (epoch seconds): under overload the pool serves the longest-waiting
+    # session first and sheds the most recently served one, so no student starves.
+    priority: float = 0.0
+    objects_memory: ObjectsMemory | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe form for the Celery broker: the frame as base64, the enrolled face as plain lists."""
@@ -59,6 +92,8 @@ class FrameJob:
             "deadline": self.deadline,
             "want_thumbnail": self.want_thumbnail,
             "pack": self.pack,
+            "priority": self.priority,
+            "objects_memory": self.objects_memory.to_payload() if self.objects_memory is not None else None,
         }
 
     @classmethod
@@ -82,6 +117,8 @@ class FrameJob:
             deadline=data.get("deadline", 0.0),
             want_thumbnail=data.get("want_thumbnail", False),
             pack=data.get("pack"),
+            priority=data.get("priority", 0.0),
+            objects_memory=ObjectsMemory.from_payload(data["objects_memory"]) if data.get("objects_memory") else None,
         )
 
 
@@ -96,6 +133,11 @@ class AnalysisResult:
     thumbnail_b64: str | None = None
     worker: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The skip rule: the frame's signature (base64), and the frame whose object-detector result this one re-used
+    # (None: the detector ran on this frame), with the measured change that allowed it.
+    signature_b64: str | None = None
+    objects_from_seq: int | None = None
+    change: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +187,11 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     1. A frame past its deadline is skipped: it is stale, and analysing it would only delay the newer one.
     2. The bytes are decoded and validated (proctoring.vision.frames); a bad frame is REJECTED with its reason.
     3. The analyzer runs with the enrolled face when identity is due, and the configured objects.
+       Skip rule: when the job carries the session's last measured object result, that result may still be re-used
+       (`reuses_left`), and this frame differs from the measured one by less than CHANGE_THRESHOLD in every block,
+       the object detector does not run and the measured objects are re-used (`objects_from_seq` says so). A phone
+       that comes into view changes the frame, so the detector runs; and it runs at least every `reuses_left + 1`
+       frames whatever happens.
     4. A small thumbnail is made when the live monitor wants one.
     """
     if isinstance(job, dict):
@@ -168,13 +215,32 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
         worker_init(job.pack)
     if _analyzer is None:
         return result(ERROR, reason="models", message=_analyzer_error)
+    sig = signature(image) if job.objects else None
+    memory = job.objects_memory
+    moved = change(sig, memory.signature) if sig is not None and memory is not None else None
+    reuse = memory is not None and memory.reuses_left > 0 and moved is not None and moved < CHANGE_THRESHOLD
     try:
-        obs = _analyzer.analyze(image, enrolled=job.enrolled, objects=job.objects)
+        obs = _analyzer.analyze(image, enrolled=job.enrolled, objects=frozenset() if reuse else job.objects)
     except Exception as exc:  # noqa: BLE001 - a server error is reported as such, never as the student's fault
         log.exception("analysis failed for session %s frame %s", job.session_id, job.seq)
         return result(ERROR, reason="analysis", message=f"{type(exc).__name__}: {exc}")
+    if reuse:
+        obs = replace(
+            obs,
+            objects=tuple(
+                DetectedObject(label=o["label"], box=tuple(o["box"]), score=o["score"]) for o in memory.objects
+            ),
+        )
     thumbnail = make_thumbnail(image) if job.want_thumbnail else None
-    return result(OK, observation=obs.to_dict(), thumbnail_b64=thumbnail, timings=dict(obs.timings_ms))
+    return result(
+        OK,
+        observation=obs.to_dict(),
+        thumbnail_b64=thumbnail,
+        timings=dict(obs.timings_ms),
+        signature_b64=base64.b64encode(sig).decode("ascii") if sig is not None else None,
+        objects_from_seq=memory.seq if reuse else None,
+        change=round(moved, 2) if moved is not None else None,
+    )
 
 
 def make_thumbnail(image: Any) -> str | None:
@@ -199,17 +265,32 @@ class InferencePool(abc.ABC):
     """Hands one frame to a worker and awaits its result without blocking the event loop.
 
     The consumer keeps at most one job per session in flight (latest-frame-wins lives in the consumer, which owns
-    the per-session slot); the pool only transports, bounds the wait, and turns every failure into a result.
+    the per-session slot); the pool transports, bounds the wait, turns every failure into a result, and says how
+    often clients should send frames (`pace_interval_ms`) so that overload slows everyone a little instead of
+    shedding frames at random.
     """
 
     name = "abstract"
+    # Pace clients so that the workers are at most this busy on average: the rest absorbs bursts (frames do not
+    # arrive evenly) without a queue building up.
+    TARGET_UTILISATION = 0.8
+    # The longest interval the server asks for, as a multiple of the exam's own, and absolutely: every student
+    # still gets a result at least every 6 s (issue 8).
+    MAX_PACE_FACTOR = 2.5
+    MAX_PACE_MS = 5000
+    PACE_STEP_MS = 500
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
+        self._sessions: dict[str, float] = {}  # consumer channel -> frames per second it sends at its own interval
+        self._service_s: float | None = None  # moving average of one frame's time in a worker
+        self._pace_factor = 1.0
+        self._paced_at = 0.0
+        self._sheds: list[float] = []  # monotonic times of recent sheds (capacity-blind back ends pace on these)
 
     async def analyze(self, job: FrameJob, *, reply_channel: str | None = None) -> AnalysisResult:
         try:
-            return await asyncio.wait_for(self._submit(job, reply_channel), self.timeout_s)
+            result = await asyncio.wait_for(self._submit(job, reply_channel), self.timeout_s)
         except TimeoutError:
             self._on_timeout(job)
             return AnalysisResult(job_id=job.job_id, status=TIMEOUT, reason="timeout", message="No result in time.")
@@ -218,6 +299,8 @@ class InferencePool(abc.ABC):
         except Exception as exc:  # noqa: BLE001 - a transport failure is a server error, never the student's
             log.exception("inference pool %s failed for session %s", self.name, job.session_id)
             return AnalysisResult(job_id=job.job_id, status=ERROR, reason="pool", message=f"{type(exc).__name__}")
+        self._observe(result)
+        return result
 
     @abc.abstractmethod
     async def _submit(self, job: FrameJob, reply_channel: str | None) -> AnalysisResult: ...
@@ -241,3 +324,61 @@ class InferencePool(abc.ABC):
     def close(self) -> None:
         """Stop the workers this pool owns."""
         return None
+
+    # --- Push-back ------------------------------------------------------------------------------------------------
+
+    def join(self, key: str, *, interval_ms: int) -> None:
+        """A streaming session (the consumer's channel name) and the frame interval its exam asks for."""
+        self._sessions[key] = 1000.0 / max(interval_ms, 1)
+
+    def leave(self, key: str) -> None:
+        self._sessions.pop(key, None)
+
+    def _observe(self, result: AnalysisResult) -> None:
+        if result.status == OK and result.worker_ms is not None:
+            seconds = result.worker_ms / 1000.0
+            self._service_s = seconds if self._service_s is None else 0.95 * self._service_s + 0.05 * seconds
+        elif result.status == EXPIRED and result.reason != "warming":
+            self._sheds.append(time.monotonic())
+
+    def capacity_fps(self) -> float | None:
+        """Frames per second the workers can analyse, or None when this server cannot know (remote workers)."""
+        return None
+
+    def demand_fps(self) -> float:
+        """Frames per second the connected sessions send at their exams' own intervals."""
+        return sum(self._sessions.values())
+
+    def pace_interval_ms(self, base_ms: int) -> int:
+        """The frame interval clients should use now: the exam's own while the workers keep up, longer (in steps of
+        half a second, at most MAX_PACE_FACTOR times and MAX_PACE_MS) while they do not.
+
+        With a known capacity the factor is demand / (capacity x TARGET_UTILISATION), so the interval settles where
+        the workers keep up, before frames are shed. Without one (Celery: the workers are elsewhere) it follows the
+        sheds: up a step while frames are shed, down a step after 20 s without one. Either way it rises at once and
+        falls slowly (hysteresis), so clients are not told a new interval every frame.
+        """
+        now = time.monotonic()
+        capacity = self.capacity_fps()
+        if capacity:
+            wanted = self.demand_fps() / (capacity * self.TARGET_UTILISATION)
+            if wanted > self._pace_factor:
+                self._pace_factor = wanted
+                self._paced_at = now
+            elif wanted < self._pace_factor * 0.85 and now - self._paced_at >= 5.0:
+                self._pace_factor = max(1.0, wanted)
+                self._paced_at = now
+        else:
+            self._sheds = [t for t in self._sheds if now - t < 20.0]
+            if self._sheds and now - self._paced_at >= 5.0 and self._sheds[-1] > self._paced_at:
+                self._pace_factor += 0.25
+                self._paced_at = now
+            elif not self._sheds and self._pace_factor > 1.0 and now - self._paced_at >= 20.0:
+                self._pace_factor = max(1.0, self._pace_factor - 0.25)
+                self._paced_at = now
+        self._pace_factor = min(self._pace_factor, self.MAX_PACE_FACTOR)
+        if self._pace_factor <= 1.0:
+            return base_ms
+        step = self.PACE_STEP_MS
+        paced = int(-(-base_ms * self._pace_factor // step) * step)
+        return max(base_ms, min(paced, self.MAX_PACE_MS, int(base_ms * self.MAX_PACE_FACTOR)))

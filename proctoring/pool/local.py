@@ -3,24 +3,49 @@
 Spawn, not fork: the ASGI server has an event loop, threads and database connections that a forked child must not
 inherit. A worker that dies (killed, out of memory) breaks the executor; the pool then builds a fresh one, and the
 frames that were in flight come back as server errors, never counted against the students.
+
+Frames never queue inside the executor. At most two per worker are handed over (one running, one ready, so a
+worker never idles while the next frame is pickled to it); the rest wait here, one per session at most (the
+consumer's latest-frame-wins), served longest-waiting session first. The wait is bounded by what the workers can
+analyse within QUEUE_BUDGET_S: past it, the most recently served session's frame is shed (OVERLOADED, never counted
+against the student) instead of every frame growing late. This is what keeps overload from collapsing: before
+issue 8 every session's frame went straight into the executor's unbounded queue, all of them grew stale together,
+and a frame that timed out in that queue made the pool kill its healthy workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
 
 log = logging.getLogger(__name__)
+
+# Frames handed to each worker process at once: one being analysed, one ready behind it.
+PER_WORKER = 2
+# The longest a frame should wait for a worker here, in seconds of the workers' measured capacity.
+QUEUE_BUDGET_S = 0.6
+
+
+@dataclasses.dataclass(order=True)
+class _Entry:
+    priority: float
+    order: int
+    job: FrameJob = dataclasses.field(compare=False)
+    waiter: asyncio.Future = dataclasses.field(compare=False)
+    dispatched: int | None = dataclasses.field(default=None, compare=False)
+    dropped: bool = dataclasses.field(default=False, compare=False)
 
 
 class LocalPool(InferencePool):
@@ -44,6 +69,15 @@ class LocalPool(InferencePool):
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self.respawns = 0
+        # The fair wait (event-loop side): a heap by (last served, arrival), and the count handed to the executor.
+        self._waiting: list[_Entry] = []
+        self._order = itertools.count()
+        self._running = 0
+        self._dispatch_order = itertools.count(1)
+        self._finished_up_to = 0  # the highest dispatch number that has come back
+        self._last_finish = time.monotonic()
+        self._dispatched: dict[str, _Entry] = {}  # job id -> entry, while a worker has it
+        self.shed = 0
 
     def _ensure(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -102,7 +136,7 @@ class LocalPool(InferencePool):
         log.warning("inference pool: replaced the worker processes (respawn %d)", self.respawns)
 
     async def _submit(self, job: FrameJob, reply_channel: str | None) -> AnalysisResult:
-        executor = self._ensure()
+        self._ensure()
         if not self._ready.is_set():
             # Cold start (or a replaced worker): wait for the models a little, within the pool's timeout, and give
             # the frame a fresh deadline; a scripted one-off frame or a student's first frame is worth the wait.
@@ -118,24 +152,115 @@ class LocalPool(InferencePool):
                 )
             if span:
                 job = dataclasses.replace(job, deadline=time.time() + span)
-            executor = self._ensure()
+        entry = _Entry(job.priority, next(self._order), job, asyncio.get_running_loop().create_future())
+        self._admit(entry)
+        self._pump()
         try:
-            future = executor.submit(analyze_job, job)
-        except (BrokenProcessPool, RuntimeError):
-            self._replace(executor, kill=False)
+            return await entry.waiter
+        finally:
+            if entry.dispatched is None and not entry.dropped:
+                # Timed out or cancelled while waiting here: it never reached a worker.
+                entry.dropped = True
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
+
+    def _limit(self) -> int:
+        """How many frames may wait here: what the workers analyse in QUEUE_BUDGET_S (at least one per worker)."""
+        capacity = self.capacity_fps()
+        return max(self.workers, int(capacity * QUEUE_BUDGET_S)) if capacity else self.workers * 8
+
+    def _admit(self, entry: _Entry) -> None:
+        if len(self._waiting) < self._limit():
+            heapq.heappush(self._waiting, entry)
+            return
+        # Full: the most recently served session gives way, which may be the newcomer itself.
+        newest = max(self._waiting)
+        if entry > newest:
+            self._shed(entry)
+            return
+        self._waiting.remove(newest)
+        heapq.heapify(self._waiting)
+        self._shed(newest)
+        heapq.heappush(self._waiting, entry)
+
+    def _shed(self, entry: _Entry, reason: str = "overloaded") -> None:
+        entry.dropped = True
+        self.shed += 1
+        if not entry.waiter.done():
+            entry.waiter.set_result(
+                AnalysisResult(
+                    job_id=entry.job.job_id,
+                    status=EXPIRED,
+                    reason=reason,
+                    message="The server is busy; this frame was skipped.",
+                )
+            )
+
+    def _pump(self) -> None:
+        """Hand waiting frames to the executor while it has room; frames past their deadline are shed unsent."""
+        loop = asyncio.get_running_loop()
+        while self._waiting and self._running < self.workers * PER_WORKER:
+            entry = heapq.heappop(self._waiting)
+            if entry.job.deadline and time.time() > entry.job.deadline:
+                self._shed(entry, reason="stale")
+                continue
             executor = self._ensure()
-            future = executor.submit(analyze_job, job)
+            try:
+                future = executor.submit(analyze_job, entry.job)
+            except (BrokenProcessPool, RuntimeError):
+                self._replace(executor, kill=False)
+                executor = self._ensure()
+                future = executor.submit(analyze_job, entry.job)
+            entry.dispatched = next(self._dispatch_order)
+            self._dispatched[entry.job.job_id] = entry
+            self._running += 1
+            future.add_done_callback(lambda f, e=entry, x=executor: self._from_thread(loop, e, f, x))
+
+    def _from_thread(self, loop: asyncio.AbstractEventLoop, entry: _Entry, future: Future, executor) -> None:
+        """The executor's callback thread: hand the outcome to the event loop that is waiting for it."""
         try:
-            data = await asyncio.wrap_future(future)
+            loop.call_soon_threadsafe(self._finished, entry, future, executor)
+        except RuntimeError:
+            pass  # that loop has closed (the server is stopping): nobody waits for this frame any more
+
+    def _finished(self, entry: _Entry, future: Future, executor: ProcessPoolExecutor) -> None:
+        self._running -= 1
+        self._dispatched.pop(entry.job.job_id, None)
+        self._finished_up_to = max(self._finished_up_to, entry.dispatched or 0)
+        self._last_finish = time.monotonic()
+        try:
+            result = AnalysisResult.from_dict(future.result())
         except BrokenProcessPool:
             # A worker died mid-frame. This frame is lost (a server error); the next one gets a fresh worker.
             self._replace(executor, kill=False)
-            return AnalysisResult(job_id=job.job_id, status=ERROR, reason="worker_lost", message="A worker stopped.")
-        return AnalysisResult.from_dict(data)
+            result = AnalysisResult(
+                job_id=entry.job.job_id, status=ERROR, reason="worker_lost", message="A worker stopped."
+            )
+        except (Exception, CancelledError) as exc:  # noqa: BLE001 - cancelled by a replacement, or a pickling failure
+            result = AnalysisResult(job_id=entry.job.job_id, status=ERROR, reason="pool", message=type(exc).__name__)
+        if not entry.waiter.done():
+            entry.waiter.set_result(result)
+        self._pump()
+
+    def capacity_fps(self) -> float | None:
+        if self._service_s is None or not self.ready:
+            return None
+        return self.workers / max(self._service_s, 1e-3)
 
     def _on_timeout(self, job: FrameJob) -> None:
+        """A frame got no answer in time. Replace the workers only when one is truly hung: a frame that merely
+        waited (here, or behind another frame in a busy worker) says nothing about the workers' health.
+
+        Hung means: nothing at all has come back for the whole timeout while frames were out, or frames handed
+        over after this one have come back while this one has not.
+        """
         executor = self._executor
-        if executor is not None and self._ready.is_set():
+        if executor is None or not self._ready.is_set() or self._running == 0:
+            return
+        silent = time.monotonic() - self._last_finish >= self.timeout_s
+        entry = self._dispatched.get(job.job_id)
+        overtaken = entry is not None and self._finished_up_to > (entry.dispatched or 0)
+        if silent or overtaken:
             self._replace(executor, kill=True)
 
     def worker_pids(self) -> list[int]:

@@ -7,6 +7,7 @@ flag id always names a flag that exists.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from proctoring.models import BrowserSignal, Flag, Observation, ProctoringSessio
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
 from proctoring.selectors import enrolled_face_of
 from proctoring.services.flags import flag_close, flag_open, flags_close_all, model_version_of
+from proctoring.vision.change import CHANGE_THRESHOLD
 from proctoring.vision.types import EnrolledFace, Pose
 from proctoring.vision.types import Observation as Seen
 
@@ -220,7 +222,10 @@ def session_record_result(
                 at=_when(received_at),
                 details={"seq": seq, "status": result.status, "reason": result.reason, "worker": result.worker},
             )
-            if event != "FRAME_REJECTED":
+            if event == "OVERLOADED":
+                session.frames_shed += 1
+                update.append("frames_shed")
+            elif event == "ERROR":
                 session.server_errors += 1
                 update.append("server_errors")
             session.state = decision.state.to_dict()
@@ -254,6 +259,7 @@ def session_record_result(
             gaze_pitch=record.gaze_pitch,
             phone_score=record.phone_score,
             other_objects=dict(record.objects),
+            objects_from_seq=result.objects_from_seq,
             attention=decision.frame_attention or 0,
             signals=list(decision.signals),
             latency_ms=latency_ms,
@@ -263,6 +269,8 @@ def session_record_result(
         for closed in decision.closes:
             flag_close(session=session, closed=closed)
         for opened in decision.opens:
+            if opened.kind == rules.PHONE_DETECTED:
+                opened = dataclasses.replace(opened, details={**opened.details, **_object_evidence(seq, result)})
             flag = flag_open(
                 session=session,
                 opened=opened,
@@ -307,6 +315,19 @@ def session_record_result(
         identity_due=rules.identity_due(decision.state, settings),
         ended=ended,
     )
+
+
+def _object_evidence(seq: int, result: AnalysisResult) -> dict[str, Any]:
+    """How the object detector's answer for this frame was obtained, for the flag's evidence (the skip rule)."""
+    if result.objects_from_seq is None:
+        return {"objects_measured_on_seq": seq}
+    return {
+        "objects_measured_on_seq": result.objects_from_seq,
+        "skip_rule": (
+            f"The phone detector's result was re-used from frame {result.objects_from_seq}: this frame differed from "
+            f"it by {result.change} grey levels at most, under the {CHANGE_THRESHOLD} that re-runs the detector."
+        ),
+    }
 
 
 def session_note_stream(*, session_id: int, kind: str, details: dict[str, Any] | None = None) -> None:

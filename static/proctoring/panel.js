@@ -1,4 +1,4 @@
-// The proctoring panel on the exam page: streams webcam frames over the proctoring WebSocket (CONTRACTS.md),
+// The proctoring panel on the exam page: streams webcam frames over the proctoring WebSocket (docs/protocol.md),
 // shows connection state, attention and calm notices, and reports browser integrity signals.
 // It never ends or submits the exam: notices are guidance, and a person reviews anything the server notes.
 import { openCamera, stopCamera, captureJpeg, CameraError } from "./camera.js";
@@ -23,7 +23,7 @@ const MAX_ALERTS = 50;
 const MAX_PENDING_SIGNALS = 50;
 // The same notice is not announced again to a screen reader within this time; it is still shown.
 const REANNOUNCE_MS = 20000;
-// Close codes after which reconnecting cannot help (CONTRACTS.md).
+// Close codes after which reconnecting cannot help (docs/protocol.md).
 const FINAL_CLOSES = {
   4401: "You are signed out. Please sign in again in another tab, then reload this page. Your answers are kept.",
   4403: "This exam attempt belongs to another account, so proctoring cannot start here.",
@@ -44,6 +44,7 @@ const MESSAGES = {
   STREAM_STALLED: "Your camera images stopped arriving for a moment. This is not counted against you.",
   FRAME_REJECTED: "One camera image could not be read. This is not counted against you.",
   OVERLOADED: "The proctoring server is busy and skipped some images. This is not counted against you; carry on.",
+  PACE: "Many students are being checked right now, so checks run a little less often. Nothing is wrong on your side.",
   SESSION_ENDED: "Proctoring for this exam has ended.",
   ERROR: "Something went wrong on our side. This is not counted against you; carry on with your exam.",
 };
@@ -109,7 +110,7 @@ function notify(event, text, { assertive = false, flagId = null } = {}) {
     item.dataset.event = event;
     item.dataset.text = text;
     item.dataset.count = "1";
-    // The server noted this for a person to review (CONTRACTS.md: events that open a flag carry flag_id).
+    // The server noted this for a person to review (docs/protocol.md: events that open a flag carry flag_id).
     if (flagId != null) item.dataset.flagId = String(flagId);
     const time = document.createElement("time");
     time.dateTime = new Date(now).toISOString();
@@ -206,6 +207,14 @@ function onMessage(message) {
       scheduleFrame(Math.max(0, lastSentAt + intervalMs - performance.now()));
       break;
     case "PONG":
+      break;
+    case "PACE":
+      // Push-back under load (docs/protocol.md): send frames at the interval the server can keep up with, until it
+      // says the usual pace is back. Calm, and nothing for the student to do.
+      intervalMs = Math.max(250, Number(data.frame_interval_ms) || intervalMs);
+      root.dataset.pace = data.reason || "";
+      setConnection("connected", data.reason === "busy" ? "Connected. Checks are a little slower right now." : "Connected.");
+      notify(event, data.message || MESSAGES.PACE);
       break;
     case "ATTENTION_UPDATE":
       showAttention(data.score, data.label);

@@ -51,7 +51,11 @@ class ScriptedAnalyzer:
         ScriptedAnalyzer.loads += 1
 
     def analyze(
-        self, image: np.ndarray, *, enrolled: EnrolledFace | None = None, objects: frozenset[str] = frozenset()
+        self,
+        image: np.ndarray,
+        *,
+        enrolled: EnrolledFace | None = None,
+        objects: frozenset[str] = frozenset({"cell phone"}),
     ) -> Observation:
         scene = scene_of(image)
         h, w = image.shape[:2]
@@ -69,7 +73,8 @@ class ScriptedAnalyzer:
             faces = one + (Face(box=(0.0, 0.0, 10.0, 10.0), score=0.8),)
         elif scene == "stranger" and enrolled is not None:
             identity = Identity(similarity=0.12, threshold=0.4, match=False)
-        elif scene == "phone":
+        elif scene == "phone" and "cell phone" in objects:
+            # Like the real pipeline: no object detection unless asked (the skip rule asks for none).
             found = (DetectedObject("cell phone", (1.0, 1.0, 5.0, 5.0), 0.91),)
         elif scene == "looking_away":
             pose = Pose(50.0, 0.0, 0.0)

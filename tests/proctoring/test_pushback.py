@@ -1,0 +1,257 @@
+"""Overload degrades gently (issue 8): the server tells clients a longer frame interval (PACE) while the workers
+cannot keep up and restores the exam's own when load falls; the local pool sheds the most recently served
+session's frame, never the starving one's; a frame that merely waited never makes the pool kill a healthy worker.
+
+The consumer half runs through the real ASGI stack with a fake slow pool (wiring); the pool half runs real spawned
+worker processes with the scripted analyzer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool
+from proctoring.pool.local import LocalPool, _Entry
+from proctoring.rules import RuleSettings, stall_due
+from tests.factories import StudentFactory
+from tests.proctoring.fakes import frame
+from tests.proctoring.test_consumer import (  # noqa: F401 - inline_pool is an autouse fixture
+    InlinePool,
+    db,
+    inline_pool,
+    join,
+    show,
+    sitting,
+    until,
+)
+
+SCRIPTED = "tests.proctoring.fakes:scripted_analyzer"
+
+
+class FixedCapacity(InferencePool):
+    """A pool whose workers analyse `capacity` frames a second: the push-back arithmetic alone."""
+
+    name = "fixed"
+
+    def __init__(self, capacity: float | None) -> None:
+        super().__init__(timeout_s=1.0)
+        self.capacity = capacity
+
+    def capacity_fps(self) -> float | None:
+        return self.capacity
+
+    async def _submit(self, job, reply_channel):  # pragma: no cover - never called here
+        raise AssertionError
+
+
+def students(pool: InferencePool, n: int, interval_ms: int = 2000) -> None:
+    for i in range(n):
+        pool.join(f"student-{i}", interval_ms=interval_ms)
+
+
+# --- The interval the server asks for -----------------------------------------------------------------------------
+
+
+def test_it_keeps_the_exams_own_interval_while_the_workers_keep_up():
+    pool = FixedCapacity(capacity=100.0)
+    students(pool, 150)  # 75 frames/s against 80 usable
+    assert pool.pace_interval_ms(2000) == 2000
+
+
+def test_it_slows_every_student_just_enough_when_the_workers_cannot_keep_up():
+    pool = FixedCapacity(capacity=40.0)
+    students(pool, 100)  # 50 frames/s against 32 usable: x1.56, rounded up to half seconds
+    assert pool.pace_interval_ms(2000) == 3500
+
+
+def test_it_never_asks_for_more_than_five_seconds():
+    pool = FixedCapacity(capacity=5.0)
+    students(pool, 1000)
+    assert pool.pace_interval_ms(2000) == 5000
+    assert pool.pace_interval_ms(5000) == 5000  # an exam that already asks for 5 s is never slowed further
+
+
+def test_it_restores_the_exams_interval_when_load_falls_but_not_at_the_first_quiet_moment(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=40.0)
+    students(pool, 100)
+    assert pool.pace_interval_ms(2000) == 3500
+    for i in range(60):
+        pool.leave(f"student-{i}")
+    clock[0] += 1.0
+    assert pool.pace_interval_ms(2000) == 3500  # hysteresis: no new interval every frame
+    clock[0] += 5.0
+    assert pool.pace_interval_ms(2000) == 2000
+
+
+def test_without_a_known_capacity_it_follows_the_sheds(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=None)  # Celery: the workers are elsewhere
+    students(pool, 10)
+    assert pool.pace_interval_ms(2000) == 2000
+    pool._observe(AnalysisResult(job_id="j", status=EXPIRED, reason="stale"))
+    clock[0] += 6.0
+    assert pool.pace_interval_ms(2000) == 2500
+    clock[0] += 25.0  # 20 s without a shed: a step back down
+    assert pool.pace_interval_ms(2000) == 2000
+
+
+def test_a_student_slowed_by_the_server_is_never_called_stalled():
+    settings = RuleSettings(frame_interval_ms=2000, stall_after=3)
+    assert stall_due(last_frame_at=0.0, now=7.0, settings=settings)
+    assert not stall_due(last_frame_at=0.0, now=7.0, settings=settings, interval_ms=4000)
+    assert stall_due(last_frame_at=0.0, now=12.5, settings=settings, interval_ms=4000)
+
+
+# --- The protocol, through the real consumer ----------------------------------------------------------------------
+
+
+class SlowPool(InlinePool):
+    """The scripted worker behind a pool that reports a chosen capacity (frames/s)."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capacity = 1000.0
+
+    def capacity_fps(self) -> float | None:
+        return self.capacity
+
+
+@pytest.fixture
+def alice():
+    return StudentFactory(username="alice", first_name="Alice")
+
+
+@pytest.fixture
+def slow_pool():
+    """Replaces the autouse inline pool for one test."""
+    from proctoring import pool as pool_module
+
+    pool = SlowPool()
+    previous = pool_module.set_pool(pool)
+    yield pool
+    pool_module.set_pool(previous)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_alice_is_told_a_longer_interval_while_the_server_is_busy_and_the_usual_one_after(alice, slow_pool):
+    attempt = await db(sitting)(alice, frame_interval_ms=2000)
+    socket, ready = await join(alice, attempt.pk)
+    assert ready["frame_interval_ms"] == 2000
+    assert "PACE" not in [e["event"] for e in await show(socket, "alice")]
+
+    students(slow_pool, 99)  # a full room arrives, and the workers manage 25 frames/s
+    slow_pool.capacity = 25.0
+    await socket.send_to(bytes_data=frame("alice"))
+    events = await until(socket, {"PACE"})
+    pace = events[-1]
+    assert pace["frame_interval_ms"] == 5000 and pace["reason"] == "busy"
+    assert "Nothing is wrong on your side" in pace["message"]
+
+    for i in range(99):
+        slow_pool.leave(f"student-{i}")
+    slow_pool.capacity = 1000.0
+    slow_pool._paced_at -= 10  # the hysteresis window has passed
+    await socket.send_to(bytes_data=frame("alice"))
+    events = await until(socket, {"PACE"})
+    assert events[-1]["frame_interval_ms"] == 2000 and events[-1]["reason"] == "normal"
+    await socket.disconnect()
+    assert slow_pool.demand_fps() == 0  # the socket left the demand when it closed
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_paced_student_is_not_reported_stalled_at_the_exams_own_interval(alice, slow_pool):
+    attempt = await db(sitting)(alice, frame_interval_ms=200, stall_after=2)
+    socket, _ = await join(alice, attempt.pk)
+    students(slow_pool, 500, interval_ms=200)
+    slow_pool.capacity = 10.0  # 2,500 frames/s wanted: paced as far as the server ever paces
+    await socket.send_to(bytes_data=frame("alice"))
+    events = await until(socket, {"PACE"})
+    assert events[-1]["frame_interval_ms"] == 500  # at most 2.5x the exam's own interval
+    # 0.4 s is two of the exam's intervals (a stall), but under one paced interval: nothing is reported.
+    assert await socket.receive_nothing(timeout=0.8)
+    await socket.disconnect()
+
+
+# --- The local pool: fair shedding and healthy workers --------------------------------------------------------------
+
+
+def job(scene: str, *, priority: float = 0.0, deadline_in: float = 60.0) -> FrameJob:
+    return FrameJob(
+        job_id=uuid.uuid4().hex,
+        session_id=1,
+        seq=1,
+        frame=frame(scene),
+        enrolled=None,
+        deadline=time.time() + deadline_in,
+        priority=priority,
+    )
+
+
+async def test_when_full_the_pool_sheds_the_most_recently_served_student_not_the_starving_one():
+    pool = LocalPool(workers=1, analyzer_path=SCRIPTED)
+    pool._limit = lambda: 2  # room for two waiting frames
+    loop = asyncio.get_running_loop()
+
+    def entry(priority: float) -> _Entry:
+        return _Entry(priority, next(pool._order), job("alice", priority=priority), loop.create_future())
+
+    served_long_ago, served_just_now, served_a_while_ago = entry(100.0), entry(300.0), entry(200.0)
+    pool._admit(served_long_ago)
+    pool._admit(served_just_now)
+    pool._admit(served_a_while_ago)  # full: the most recently served one gives way
+    assert served_just_now.waiter.done() and served_just_now.waiter.result().status == EXPIRED
+    assert served_just_now.waiter.result().reason == "overloaded"
+    late = entry(400.0)
+    pool._admit(late)  # the newcomer was served most recently of all: it is the one shed
+    assert late.waiter.result().status == EXPIRED
+    assert not served_long_ago.waiter.done() and not served_a_while_ago.waiter.done()
+    assert [e.priority for e in sorted(pool._waiting)] == [100.0, 200.0]
+    assert pool.shed == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_frame_that_times_out_waiting_never_kills_a_healthy_worker():
+    pool = LocalPool(workers=1, analyzer_path=SCRIPTED, timeout_s=1.5)
+    pool.start()
+    try:
+        [warm] = await asyncio.gather(pool.analyze(job("alice")))
+        assert warm.status == OK
+        pids = pool.worker_pids()
+        # Three slow frames (1 s each) on one worker: the first is answered, the second waits behind it in the
+        # worker, the third waits here; both of those time out, and neither is a hung worker.
+        results = await asyncio.gather(*(pool.analyze(job("slow")) for _ in range(3)))
+        assert results[0].status == OK
+        assert {r.status for r in results[1:]} == {TIMEOUT}
+        assert pool.respawns == 0 and pool.worker_pids() == pids
+        for _ in range(100):  # the timed-out slow frames still finish in the worker that kept them
+            if not pool._running:
+                break
+            await asyncio.sleep(0.05)
+        [after] = await asyncio.gather(pool.analyze(job("alice")))
+        assert after.status == OK and after.worker.endswith(f":{pids[0]}")
+    finally:
+        pool.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_truly_hung_worker_is_still_replaced():
+    pool = LocalPool(workers=1, analyzer_path=SCRIPTED, timeout_s=0.6)
+    pool.start()
+    try:
+        pids = pool.worker_pids()
+        [hung] = await asyncio.gather(pool.analyze(job("slow")))  # 1 s of silence against a 0.6 s timeout
+        assert hung.status == TIMEOUT
+        assert pool.respawns == 1 and set(pool.worker_pids()).isdisjoint(pids)
+    finally:
+        pool.close()

@@ -1,0 +1,124 @@
+"""The skip rule's change test and the worker's use of it, with the real default pack on the real photos.
+
+A worker may re-use a session's last measured phone-detector result for a frame that has not changed since
+(proctoring.vision.change, proctoring.pool.base.analyze_job). These tests pin both sides: camera noise and small
+movements are "unchanged", while a phone coming into view, a second person, someone else, or an empty chair are
+"changed", so the detector runs on them and k-of-n still sees every frame of a phone.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+
+from proctoring.pool.base import OK, FrameJob, ObjectsMemory, analyze_job, worker_init
+from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
+
+
+def webcam(evalset, image, *, seed: int = 0, shift: int = 0) -> np.ndarray:
+    """A 640x480 webcam frame of the photo with sensor noise and a small shift, as consecutive frames differ."""
+    rng = np.random.default_rng(seed)
+    base = np.roll(evalset.webcam_frame(image).astype(np.int16), (shift, -shift), axis=(0, 1))
+    return np.clip(base + rng.normal(0, 3.0, base.shape), 0, 255).astype(np.uint8)
+
+
+def with_phone(evalset, photo, *, seed: int = 0) -> np.ndarray:
+    """The enrolled student's frame with the real phone from the couch photo held up beside her face."""
+    frame = webcam(evalset, photo("astronaut"), seed=seed)
+    phone = photo("phone_on_couch")[452:608, 38:344]  # the phone lies at rows 482-578, columns 68-314 here
+    frame[300 : 300 + phone.shape[0], 20 : 20 + phone.shape[1]] = phone
+    return frame
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("seed,shift", [(1, 0), (2, 2), (3, -4), (4, 8), (5, 12)])
+def test_camera_noise_and_a_student_shifting_in_the_chair_are_not_a_change(evalset, photo, seed, shift):
+    first = signature(webcam(evalset, photo("astronaut"), seed=0))
+    later = signature(webcam(evalset, photo("astronaut"), seed=seed, shift=shift))
+    assert change(first, later) < CHANGE_THRESHOLD
+
+
+@pytest.mark.parametrize("scene", ["phone", "zidane", "grace_hopper", "coffee"])
+def test_a_phone_a_second_person_someone_else_or_an_empty_chair_is_a_change(evalset, photo, scene):
+    student = signature(webcam(evalset, photo("astronaut")))
+    image = with_phone(evalset, photo, seed=5) if scene == "phone" else webcam(evalset, photo(scene), seed=5)
+    assert change(student, signature(image)) > CHANGE_THRESHOLD * (1.4 if scene == "phone" else 4)
+
+
+def test_signatures_of_another_size_count_as_changed():
+    assert change(b"\x00" * 768, b"\x00" * 10) == 255.0
+
+
+# --- The worker ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_worker(analyzer):
+    worker_init("default", threads=1)
+    yield
+    worker_init(analyzer_path="tests.proctoring.fakes:scripted_analyzer")
+
+
+def run(image: np.ndarray, memory: ObjectsMemory | None, *, seq: int) -> dict:
+    job = FrameJob(job_id=uuid.uuid4().hex, session_id=1, seq=seq, frame=jpeg(image), enrolled=None,
+                   objects_memory=memory)  # fmt: skip
+    result = analyze_job(job)
+    assert result["status"] == OK, result
+    return result
+
+
+def remember(result: dict, *, seq: int, reuses: int) -> ObjectsMemory:
+    import base64
+
+    return ObjectsMemory(
+        seq=seq,
+        signature=base64.b64decode(result["signature_b64"]),
+        objects=tuple(result["observation"]["objects"]),
+        reuses_left=reuses,
+    )
+
+
+def phone_score(result: dict) -> float:
+    return max((o["score"] for o in result["observation"]["objects"] if o["label"] == "cell phone"), default=0.0)
+
+
+def test_the_real_detector_finds_the_phone_held_up_beside_the_student(real_worker, evalset, photo):
+    assert phone_score(run(with_phone(evalset, photo), None, seq=1)) >= 0.5
+    assert phone_score(run(webcam(evalset, photo("astronaut")), None, seq=1)) < 0.5
+
+
+def test_an_unchanged_frame_reuses_the_measured_result_and_says_so(real_worker, evalset, photo):
+    measured = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1)
+    assert measured["objects_from_seq"] is None and "objects" in measured["timings"]
+    again = run(webcam(evalset, photo("astronaut"), seed=1, shift=2), remember(measured, seq=1, reuses=2), seq=2)
+    assert again["objects_from_seq"] == 1 and again["change"] < CHANGE_THRESHOLD
+    assert "objects" not in again["timings"]  # the detector did not run
+    assert again["observation"]["objects"] == measured["observation"]["objects"]
+
+
+def test_a_phone_that_comes_into_view_between_two_analysed_frames_reruns_the_detector(real_worker, evalset, photo):
+    measured = run(webcam(evalset, photo("astronaut")), None, seq=1)
+    assert phone_score(measured) < 0.5
+    phone = run(with_phone(evalset, photo, seed=3), remember(measured, seq=1, reuses=2), seq=2)
+    assert phone["objects_from_seq"] is None and phone["change"] >= CHANGE_THRESHOLD
+    assert phone_score(phone) >= 0.5
+
+
+def test_a_phone_kept_in_view_is_still_seen_on_the_frames_that_reuse_its_measurement(real_worker, evalset, photo):
+    measured = run(with_phone(evalset, photo, seed=0), None, seq=1)
+    kept = run(with_phone(evalset, photo, seed=1), remember(measured, seq=1, reuses=2), seq=2)
+    assert kept["objects_from_seq"] == 1 and phone_score(kept) == phone_score(measured) >= 0.5
+
+
+def test_the_detector_runs_again_once_the_reuses_are_spent_even_on_an_unchanged_frame(real_worker, evalset, photo):
+    measured = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1)
+    spent = run(webcam(evalset, photo("astronaut"), seed=1), remember(measured, seq=1, reuses=0), seq=4)
+    assert spent["objects_from_seq"] is None and "objects" in spent["timings"]
