@@ -289,7 +289,7 @@ def run_step(students: int, args, frames_file: Path, enrolled: dict) -> dict:
     from bench import live
 
     tag = f"cap-{args.pool}-{students}-{int(time.time())}"
-    seats = live.seed(students + 1, enrolled, tag)
+    seats = live.seed(students + 1, enrolled, tag, json.loads(args.exam_settings))
     warm_seat, seats = seats[0], seats[1:]
     extra = dict(kv.split("=", 1) for kv in args.env)
     processes = live.Processes(
@@ -395,6 +395,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=None, help="inference processes (default: the server's own)")
     parser.add_argument("--label", default=None, help="store this run under runs.<label> instead of steps")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
+    parser.add_argument(
+        "--exam-settings", default="{}", help='the exam\'s proctoring settings, e.g. {"object_reuse_frames": 0}'
+    )
     parser.add_argument("--port", type=int, default=8105)
     parser.add_argument("--redis", default=os.getenv("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
     parser.add_argument(
@@ -443,6 +446,7 @@ def main(argv: list[str]) -> int:
             "pool": args.pool,
             "workers": args.workers or "server default",
             "env": extra_env_of(args),
+            "exam_settings": json.loads(args.exam_settings),
             "frame_interval_ms": int(BASE_INTERVAL_S * 1000),
             "load_average_at_end": os.getloadavg(),
             "command": "python bench/capacity.py " + " ".join(argv),

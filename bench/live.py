@@ -109,7 +109,7 @@ def enrolment() -> dict:
     }
 
 
-def seed(students: int, enrolled: dict, tag: str) -> list[tuple[int, str]]:
+def seed(students: int, enrolled: dict, tag: str, proctoring_settings: dict | None = None) -> list[tuple[int, str]]:
     """A fresh exam with `students` enrolled students and open attempts; returns (attempt id, session cookie)."""
     from datetime import timedelta
 
@@ -129,6 +129,7 @@ def seed(students: int, enrolled: dict, tag: str) -> list[tuple[int, str]]:
         closes_at=now + timedelta(hours=3),
         published=True,
         proctoring_enabled=True,
+        proctoring_settings=proctoring_settings or {},
     )
     out = []
     for i in range(students):

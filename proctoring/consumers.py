@@ -12,7 +12,6 @@ frames, never sessions, and results never lag behind by more than one frame.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import logging
@@ -26,7 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
-from proctoring.pool.base import OK, ObjectsMemory
+from proctoring.pool.base import OK, ObjectsMemory, objects_memory_after
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
@@ -225,7 +224,9 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             dropped, self.dropped = self.dropped, 0
             if result.status == OK:
                 self.last_result_at = time.time()
-                self._remember_objects(seq, result)
+                self.objects_memory = objects_memory_after(
+                    self.objects_memory, seq=seq, result=result, limit=self.settings.object_reuse_frames
+                )
             outcome = await db_call(session_record_result)(
                 session_id=start.session_id,
                 seq=seq,
@@ -266,25 +267,6 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             if self.waiting is not None and not self.closing:
                 waiting, self.waiting = self.waiting, None
                 self._dispatch(*waiting)
-
-    def _remember_objects(self, seq: int, result: Any) -> None:
-        """Keep the object detector's measured result for the skip rule: re-usable for up to
-        `object_reuse_frames` following frames, always compared with the frame it was measured on (so a slow
-        drift still adds up to a change)."""
-        limit = self.settings.object_reuse_frames
-        if limit <= 0 or result.signature_b64 is None:
-            self.objects_memory = None
-        elif result.objects_from_seq is None:
-            self.objects_memory = ObjectsMemory(
-                seq=seq,
-                signature=base64.b64decode(result.signature_b64),
-                objects=tuple((result.observation or {}).get("objects", ())),
-                reuses_left=limit,
-            )
-        elif self.objects_memory is not None:
-            self.objects_memory = dataclasses.replace(
-                self.objects_memory, reuses_left=self.objects_memory.reuses_left - 1
-            )
 
     async def _pace(self) -> None:
         """Push back: tell the client the frame interval the server can keep up with now (PACE), and restore the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
+import collections
 import importlib
 import logging
 import os
@@ -28,6 +29,8 @@ ERROR = "error"  # the server failed (model error, worker lost): ERROR, never co
 TIMEOUT = "timeout"  # no answer in time (worker killed or hung): ERROR, never counted against the student
 
 DEFAULT_ANALYZER = "proctoring.vision.pipeline:get_analyzer"
+# How many recent frames the service time is averaged over (push-back and the local pool's wait bound).
+SERVICE_WINDOW = 256
 # Thumbnails for the instructor's live monitor: small enough for the channel layer and a grid of tiles.
 THUMBNAIL_WIDTH = 160
 THUMBNAIL_MAX_BYTES = 20_000
@@ -59,6 +62,26 @@ class ObjectsMemory:
             objects=tuple(data.get("objects", ())),
             reuses_left=int(data.get("reuses_left", 0)),
         )
+
+
+def objects_memory_after(
+    memory: ObjectsMemory | None, *, seq: int, result: AnalysisResult, limit: int
+) -> ObjectsMemory | None:
+    """The session's object memory after an analysed frame: a fresh measurement is re-usable for up to `limit`
+    following frames; a frame that re-used one spends one re-use. The comparison stays with the frame the detector
+    measured, so a slow drift still adds up to a change. `limit` 0 turns the skip rule off."""
+    if limit <= 0 or result.status != OK or result.signature_b64 is None:
+        return None
+    if result.objects_from_seq is None:
+        return ObjectsMemory(
+            seq=seq,
+            signature=base64.b64decode(result.signature_b64),
+            objects=tuple((result.observation or {}).get("objects", ())),
+            reuses_left=limit,
+        )
+    if memory is None:
+        return None
+    return replace(memory, reuses_left=memory.reuses_left - 1)
 
 
 @dataclass(frozen=True)
@@ -283,10 +306,14 @@ class InferencePool(abc.ABC):
     def __init__(self, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
         self._sessions: dict[str, float] = {}  # consumer channel -> frames per second it sends at its own interval
-        self._service_s: float | None = None  # moving average of one frame's time in a worker
+        # A worker's time for each of the last frames: their mean is the service time, and workers / service time
+        # the capacity. A window, not a fast moving average: frames that re-use the phone detector cost a third of
+        # those that run it, and a burst of either must not swing the pace.
+        self._service_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self._pace_factor = 1.0
         self._paced_at = 0.0
         self._sheds: list[float] = []  # monotonic times of recent sheds (capacity-blind back ends pace on these)
+        self._logged_at = time.monotonic()
 
     async def analyze(self, job: FrameJob, *, reply_channel: str | None = None) -> AnalysisResult:
         try:
@@ -336,14 +363,31 @@ class InferencePool(abc.ABC):
 
     def _observe(self, result: AnalysisResult) -> None:
         if result.status == OK and result.worker_ms is not None:
-            seconds = result.worker_ms / 1000.0
-            self._service_s = seconds if self._service_s is None else 0.95 * self._service_s + 0.05 * seconds
+            self._service_times.append(result.worker_ms / 1000.0)
         elif result.status == EXPIRED and result.reason != "warming":
             self._sheds.append(time.monotonic())
+
+    @property
+    def _service_s(self) -> float | None:
+        """Mean time a worker spent on one of the recent frames, once there are enough of them to trust."""
+        if len(self._service_times) < min(32, SERVICE_WINDOW):
+            return None
+        return sum(self._service_times) / len(self._service_times)
 
     def capacity_fps(self) -> float | None:
         """Frames per second the workers can analyse, or None when this server cannot know (remote workers)."""
         return None
+
+    def stats(self) -> dict[str, Any]:
+        """What an operator wants to see of the pool now (logged every 30 s at INFO while frames flow)."""
+        capacity = self.capacity_fps()
+        return {
+            "sessions": len(self._sessions),
+            "demand_fps": round(self.demand_fps(), 1),
+            "capacity_fps": round(capacity, 1) if capacity else None,
+            "service_ms": round(self._service_s * 1000, 1) if self._service_s else None,
+            "pace_factor": round(self._pace_factor, 2),
+        }
 
     def demand_fps(self) -> float:
         """Frames per second the connected sessions send at their exams' own intervals."""
@@ -362,10 +406,10 @@ class InferencePool(abc.ABC):
         capacity = self.capacity_fps()
         if capacity:
             wanted = self.demand_fps() / (capacity * self.TARGET_UTILISATION)
-            if wanted > self._pace_factor:
+            if wanted > self._pace_factor * 1.1:
                 self._pace_factor = wanted
                 self._paced_at = now
-            elif wanted < self._pace_factor * 0.85 and now - self._paced_at >= 5.0:
+            elif wanted < self._pace_factor * 0.8 and now - self._paced_at >= 10.0:
                 self._pace_factor = max(1.0, wanted)
                 self._paced_at = now
         else:
@@ -377,6 +421,9 @@ class InferencePool(abc.ABC):
                 self._pace_factor = max(1.0, self._pace_factor - 0.25)
                 self._paced_at = now
         self._pace_factor = min(self._pace_factor, self.MAX_PACE_FACTOR)
+        if now - self._logged_at >= 30.0:
+            self._logged_at = now
+            log.info("inference pool %s: %s", self.name, self.stats())
         if self._pace_factor <= 1.0:
             return base_ms
         step = self.PACE_STEP_MS

@@ -247,6 +247,10 @@ class LocalPool(InferencePool):
             return None
         return self.workers / max(self._service_s, 1e-3)
 
+    def stats(self) -> dict:
+        return {**super().stats(), "waiting": len(self._waiting), "running": self._running, "shed": self.shed,
+                "respawns": self.respawns}  # fmt: skip
+
     def _on_timeout(self, job: FrameJob) -> None:
         """A frame got no answer in time. Replace the workers only when one is truly hung: a frame that merely
         waited (here, or behind another frame in a busy worker) says nothing about the workers' health.

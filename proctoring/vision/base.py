@@ -298,6 +298,10 @@ def openvino_compiled(
                 "INFERENCE_NUM_THREADS": max(1, threads),
                 "NUM_STREAMS": 1,
                 "PERFORMANCE_HINT": "LATENCY",
+                # OpenVINO pins its inference thread to a core by default, and every process picks the same first
+                # core: two worker processes on 2 cores ran on one core, each at half speed (14.4 ms a frame alone,
+                # 28.9 ms each side by side; 14.4 ms each without pinning). Let the OS place the workers (issue 8).
+                "ENABLE_CPU_PINNING": False,
                 # Flush denormal floats to zero. The ArcFace embedder's activations go denormal: 14 ms per face
                 # without this, 3.6 ms with it, and the same embedding to within rounding (measured on one core).
                 "CPU_DENORMALS_OPTIMIZATION": True,

@@ -75,6 +75,14 @@ def test_it_never_asks_for_more_than_five_seconds():
     assert pool.pace_interval_ms(5000) == 5000  # an exam that already asks for 5 s is never slowed further
 
 
+def test_a_small_rise_in_demand_does_not_repace_everyone():
+    pool = FixedCapacity(capacity=40.0)
+    students(pool, 80)  # 40 frames/s against 32 usable: x1.25
+    assert pool.pace_interval_ms(2000) == 2500
+    students(pool, 84)  # 42 frames/s: x1.31, within the dead band
+    assert pool.pace_interval_ms(2000) == 2500
+
+
 def test_it_restores_the_exams_interval_when_load_falls_but_not_at_the_first_quiet_moment(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
@@ -85,7 +93,7 @@ def test_it_restores_the_exams_interval_when_load_falls_but_not_at_the_first_qui
         pool.leave(f"student-{i}")
     clock[0] += 1.0
     assert pool.pace_interval_ms(2000) == 3500  # hysteresis: no new interval every frame
-    clock[0] += 5.0
+    clock[0] += 10.0
     assert pool.pace_interval_ms(2000) == 2000
 
 
@@ -159,7 +167,7 @@ async def test_alice_is_told_a_longer_interval_while_the_server_is_busy_and_the_
     for i in range(99):
         slow_pool.leave(f"student-{i}")
     slow_pool.capacity = 1000.0
-    slow_pool._paced_at -= 10  # the hysteresis window has passed
+    slow_pool._paced_at -= 11  # the hysteresis window has passed
     await socket.send_to(bytes_data=frame("alice"))
     events = await until(socket, {"PACE"})
     assert events[-1]["frame_interval_ms"] == 2000 and events[-1]["reason"] == "normal"
