@@ -419,6 +419,11 @@ def main(argv: list[str]) -> int:
 
     from bench import live
 
+    # The server runs as in production: DEBUG off (Django's debug cursor records every query, which costs the
+    # database threads measurable time under load). The seeding here and the server share the key, so the
+    # sessions seeded here sign the students in there.
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", "capacity-bench-only-" + "k" * 40)
     live.ensure_database(args.database_url)
     live.setup_django(args.database_url)
     random.seed(0)

@@ -378,6 +378,10 @@ class InferencePool(abc.ABC):
         """Frames per second the workers can analyse, or None when this server cannot know (remote workers)."""
         return None
 
+    def _congested(self, now: float) -> bool:
+        """Frames are being shed now (within 5 s): the pool cannot keep up."""
+        return bool(self._sheds) and now - self._sheds[-1] < 5.0
+
     def stats(self) -> dict[str, Any]:
         """What an operator wants to see of the pool now (logged every 30 s at INFO while frames flow)."""
         capacity = self.capacity_fps()
@@ -404,16 +408,19 @@ class InferencePool(abc.ABC):
         """
         now = time.monotonic()
         capacity = self.capacity_fps()
+        self._sheds = [t for t in self._sheds if now - t < 20.0]
         if capacity:
             wanted = self.demand_fps() / (capacity * self.TARGET_UTILISATION)
-            if wanted > self._pace_factor * 1.1:
+            # The estimate says how much to slow down; frames actually waiting (or shed) say whether to. Right
+            # after a room connects the workers' times run high (the server is opening 150 sessions at once), and
+            # slowing everyone on that alone cost a tenth of the frames of a 2-minute run.
+            if wanted > self._pace_factor * 1.1 and self._congested(now):
                 self._pace_factor = wanted
                 self._paced_at = now
             elif wanted < self._pace_factor * 0.8 and now - self._paced_at >= 10.0:
                 self._pace_factor = max(1.0, wanted)
                 self._paced_at = now
         else:
-            self._sheds = [t for t in self._sheds if now - t < 20.0]
             if self._sheds and now - self._paced_at >= 5.0 and self._sheds[-1] > self._paced_at:
                 self._pace_factor += 0.25
                 self._paced_at = now

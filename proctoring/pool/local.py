@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # Frames handed to each worker process at once: one being analysed, one ready behind it.
 PER_WORKER = 2
 # The longest a frame should wait for a worker here, in seconds of the workers' measured capacity.
-QUEUE_BUDGET_S = 0.6
+QUEUE_BUDGET_S = 0.8
 
 
 @dataclasses.dataclass(order=True)
@@ -246,6 +246,10 @@ class LocalPool(InferencePool):
         if self._service_s is None or not self.ready:
             return None
         return self.workers / max(self._service_s, 1e-3)
+
+    def _congested(self, now: float) -> bool:
+        """Shedding, or frames waiting here past half the bound: the workers are behind."""
+        return super()._congested(now) or len(self._waiting) >= self._limit() / 2
 
     def stats(self) -> dict:
         return {**super().stats(), "waiting": len(self._waiting), "running": self._running, "shed": self.shed,

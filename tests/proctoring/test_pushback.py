@@ -37,12 +37,16 @@ class FixedCapacity(InferencePool):
 
     name = "fixed"
 
-    def __init__(self, capacity: float | None) -> None:
+    def __init__(self, capacity: float | None, *, frames_waiting: bool = True) -> None:
         super().__init__(timeout_s=1.0)
         self.capacity = capacity
+        self.frames_waiting = frames_waiting
 
     def capacity_fps(self) -> float | None:
         return self.capacity
+
+    def _congested(self, now: float) -> bool:
+        return self.frames_waiting or super()._congested(now)
 
     async def _submit(self, job, reply_channel):  # pragma: no cover - never called here
         raise AssertionError
@@ -65,6 +69,14 @@ def test_it_keeps_the_exams_own_interval_while_the_workers_keep_up():
 def test_it_slows_every_student_just_enough_when_the_workers_cannot_keep_up():
     pool = FixedCapacity(capacity=40.0)
     students(pool, 100)  # 50 frames/s against 32 usable: x1.56, rounded up to half seconds
+    assert pool.pace_interval_ms(2000) == 3500
+
+
+def test_it_slows_nobody_on_the_estimate_alone_while_no_frame_waits():
+    pool = FixedCapacity(capacity=40.0, frames_waiting=False)  # e.g. times inflated while a room connects
+    students(pool, 100)
+    assert pool.pace_interval_ms(2000) == 2000
+    pool.frames_waiting = True
     assert pool.pace_interval_ms(2000) == 3500
 
 
@@ -131,6 +143,9 @@ class SlowPool(InlinePool):
 
     def capacity_fps(self) -> float | None:
         return self.capacity
+
+    def _congested(self, now: float) -> bool:
+        return self.capacity < 100  # frames pile up whenever the workers are this slow
 
 
 @pytest.fixture
