@@ -130,6 +130,7 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 return
             student.connected = True
             interval = [ready["frame_interval_ms"] / 1000.0]
+            respread: list[float | None] = [None]
             pending: list[float] = []
             sent_at: dict[int, float] = {}
             acked = asyncio.Event()
@@ -145,7 +146,9 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                         continue
                     student.events[name] = student.events.get(name, 0) + 1
                     if name == "PACE":
+                        # As the protocol asks (and the exam page does): the new interval, from a random point.
                         interval[0] = event["frame_interval_ms"] / 1000.0
+                        respread[0] = random.random() * interval[0]
                         student.intervals.append(event["frame_interval_ms"])
                     if name in RESULT_EVENTS and "seq" in event and event["seq"] in sent_at:
                         started = sent_at.pop(event["seq"])
@@ -170,6 +173,8 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 k += 1
                 await asyncio.wait_for(acked.wait(), timeout=60)
                 next_at += interval[0]
+                if respread[0] is not None:
+                    next_at, respread[0] = time.perf_counter() + respread[0], None
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             await asyncio.sleep(3.0)  # answers for the last frames
             student.unanswered += len(sent_at)

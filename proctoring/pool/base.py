@@ -302,6 +302,10 @@ class InferencePool(abc.ABC):
     MAX_PACE_FACTOR = 2.5
     MAX_PACE_MS = 5000
     PACE_STEP_MS = 500
+    # Every change of pace reaches every student: hold each one at least this long, and slow the room down only
+    # after frames have kept waiting for a while (a room that connects at once is a burst, not an overload).
+    PACE_HOLD_S = 10.0
+    CONGESTED_FOR_S = 3.0
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
@@ -314,6 +318,7 @@ class InferencePool(abc.ABC):
         self._paced_at = 0.0
         self._sheds: list[float] = []  # monotonic times of recent sheds (capacity-blind back ends pace on these)
         self._logged_at = time.monotonic()
+        self._congested_since: float | None = None
 
     async def analyze(self, job: FrameJob, *, reply_channel: str | None = None) -> AnalysisResult:
         try:
@@ -414,10 +419,21 @@ class InferencePool(abc.ABC):
             # The estimate says how much to slow down; frames actually waiting (or shed) say whether to. Right
             # after a room connects the workers' times run high (the server is opening 150 sessions at once), and
             # slowing everyone on that alone cost a tenth of the frames of a 2-minute run.
-            if wanted > self._pace_factor * 1.1 and self._congested(now):
+            congested = self._congested(now)
+            if not congested:
+                self._congested_since = None
+            elif self._congested_since is None:
+                self._congested_since = now
+            settled = now - self._paced_at >= self.PACE_HOLD_S
+            if (
+                wanted > self._pace_factor * 1.1
+                and congested
+                and now - self._congested_since >= self.CONGESTED_FOR_S
+                and (settled or self._pace_factor == 1.0)
+            ):
                 self._pace_factor = wanted
                 self._paced_at = now
-            elif wanted < self._pace_factor * 0.8 and now - self._paced_at >= 10.0:
+            elif wanted < self._pace_factor * 0.8 and settled:
                 self._pace_factor = max(1.0, wanted)
                 self._paced_at = now
         else:

@@ -6,11 +6,12 @@ frames that were in flight come back as server errors, never counted against the
 
 Frames never queue inside the executor. At most two per worker are handed over (one running, one ready, so a
 worker never idles while the next frame is pickled to it); the rest wait here, one per session at most (the
-consumer's latest-frame-wins), served longest-waiting session first. The wait is bounded by what the workers can
-analyse within QUEUE_BUDGET_S: past it, the most recently served session's frame is shed (OVERLOADED, never counted
-against the student) instead of every frame growing late. This is what keeps overload from collapsing: before
-issue 8 every session's frame went straight into the executor's unbounded queue, all of them grew stale together,
-and a frame that timed out in that queue made the pool kill its healthy workers.
+consumer's latest-frame-wins), served to the session that has waited longest since its last result first. A frame
+that has waited WAIT_BUDGET_S is shed (OVERLOADED, never counted against the student) instead of every frame
+growing late; under overload that is the frame of a student served recently, since the others go first. This is
+what keeps overload from collapsing: before issue 8 every session's frame went straight into the executor's
+unbounded queue, all of them grew stale together, and a frame that timed out in that queue made the pool kill its
+healthy workers.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ log = logging.getLogger(__name__)
 
 # Frames handed to each worker process at once: one being analysed, one ready behind it.
 PER_WORKER = 2
-# The longest a frame should wait for a worker here, in seconds of the workers' measured capacity.
-QUEUE_BUDGET_S = 0.8
+# The longest a frame may wait here for a worker. A bound in time, not in frames: a count derived from the workers'
+# measured speed shed frames at random while a room connected and the measurement ran high.
+WAIT_BUDGET_S = 1.0
+# Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
+SWEEP_EVERY_S = 0.05
 
 
 @dataclasses.dataclass(order=True)
@@ -46,6 +50,7 @@ class _Entry:
     waiter: asyncio.Future = dataclasses.field(compare=False)
     dispatched: int | None = dataclasses.field(default=None, compare=False)
     dropped: bool = dataclasses.field(default=False, compare=False)
+    arrived: float = dataclasses.field(default_factory=time.monotonic, compare=False)
 
 
 class LocalPool(InferencePool):
@@ -77,6 +82,7 @@ class LocalPool(InferencePool):
         self._finished_up_to = 0  # the highest dispatch number that has come back
         self._last_finish = time.monotonic()
         self._dispatched: dict[str, _Entry] = {}  # job id -> entry, while a worker has it
+        self._swept_at = 0.0
         self.shed = 0
 
     def _ensure(self) -> ProcessPoolExecutor:
@@ -164,24 +170,26 @@ class LocalPool(InferencePool):
                 self._waiting.remove(entry)
                 heapq.heapify(self._waiting)
 
-    def _limit(self) -> int:
-        """How many frames may wait here: what the workers analyse in QUEUE_BUDGET_S (at least one per worker)."""
-        capacity = self.capacity_fps()
-        return max(self.workers, int(capacity * QUEUE_BUDGET_S)) if capacity else self.workers * 8
-
     def _admit(self, entry: _Entry) -> None:
-        if len(self._waiting) < self._limit():
-            heapq.heappush(self._waiting, entry)
-            return
-        # Full: the most recently served session gives way, which may be the newcomer itself.
-        newest = max(self._waiting)
-        if entry > newest:
-            self._shed(entry)
-            return
-        self._waiting.remove(newest)
-        heapq.heapify(self._waiting)
-        self._shed(newest)
         heapq.heappush(self._waiting, entry)
+
+    def _sweep(self) -> None:
+        """Shed every waiting frame past its wait budget or its deadline, wherever it sits in the heap: a frame of
+        a recently served student can sit behind others for long, and must be answered (OVERLOADED) rather than
+        left to time out as a server error."""
+        now = time.monotonic()
+        if now - self._swept_at < SWEEP_EVERY_S:
+            return
+        self._swept_at = now
+        wall = time.time()
+        late = [
+            e for e in self._waiting if now - e.arrived > WAIT_BUDGET_S or (e.job.deadline and wall > e.job.deadline)
+        ]
+        if late:
+            for entry in late:
+                self._waiting.remove(entry)
+                self._shed(entry, reason="overloaded" if now - entry.arrived > WAIT_BUDGET_S else "stale")
+            heapq.heapify(self._waiting)
 
     def _shed(self, entry: _Entry, reason: str = "overloaded") -> None:
         entry.dropped = True
@@ -199,8 +207,12 @@ class LocalPool(InferencePool):
     def _pump(self) -> None:
         """Hand waiting frames to the executor while it has room; frames past their deadline are shed unsent."""
         loop = asyncio.get_running_loop()
+        self._sweep()
         while self._waiting and self._running < self.workers * PER_WORKER:
             entry = heapq.heappop(self._waiting)
+            if time.monotonic() - entry.arrived > WAIT_BUDGET_S:
+                self._shed(entry, reason="overloaded")
+                continue
             if entry.job.deadline and time.time() > entry.job.deadline:
                 self._shed(entry, reason="stale")
                 continue
@@ -249,7 +261,8 @@ class LocalPool(InferencePool):
 
     def _congested(self, now: float) -> bool:
         """Shedding, or frames waiting here past half the bound: the workers are behind."""
-        return super()._congested(now) or len(self._waiting) >= self._limit() / 2
+        oldest = min((e.arrived for e in self._waiting), default=now)
+        return super()._congested(now) or now - oldest > WAIT_BUDGET_S / 2
 
     def stats(self) -> dict:
         return {**super().stats(), "waiting": len(self._waiting), "running": self._running, "shed": self.shed,

@@ -213,6 +213,9 @@ function onMessage(message) {
       // says the usual pace is back. Calm, and nothing for the student to do.
       intervalMs = Math.max(250, Number(data.frame_interval_ms) || intervalMs);
       root.dataset.pace = data.reason || "";
+      // Re-spread: the whole room hears PACE at once, so each client takes its next frame at a random point of the
+      // new interval instead of keeping its old rhythm (docs/protocol.md), which would bunch frames into waves.
+      if (!awaitingAck) scheduleFrame(Math.random() * intervalMs);
       setConnection("connected", data.reason === "busy" ? "Connected. Checks are a little slower right now." : "Connected.");
       notify(event, data.message || MESSAGES.PACE);
       break;

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool
-from proctoring.pool.local import LocalPool, _Entry
+from proctoring.pool.local import WAIT_BUDGET_S, LocalPool, _Entry
 from proctoring.rules import RuleSettings, stall_due
 from tests.factories import StudentFactory
 from tests.proctoring.fakes import frame
@@ -36,6 +36,7 @@ class FixedCapacity(InferencePool):
     """A pool whose workers analyse `capacity` frames a second: the push-back arithmetic alone."""
 
     name = "fixed"
+    CONGESTED_FOR_S = 0.0
 
     def __init__(self, capacity: float | None, *, frames_waiting: bool = True) -> None:
         super().__init__(timeout_s=1.0)
@@ -78,6 +79,22 @@ def test_it_slows_nobody_on_the_estimate_alone_while_no_frame_waits():
     assert pool.pace_interval_ms(2000) == 2000
     pool.frames_waiting = True
     assert pool.pace_interval_ms(2000) == 3500
+
+
+def test_a_burst_of_waiting_frames_is_not_an_overload_until_it_lasts(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=40.0)
+    pool.CONGESTED_FOR_S = 3.0
+    students(pool, 100)
+    assert pool.pace_interval_ms(2000) == 2000  # frames wait: the room just connected
+    clock[0] += 2.0
+    pool.frames_waiting = False
+    assert pool.pace_interval_ms(2000) == 2000  # and it passed
+    pool.frames_waiting = True
+    pool.pace_interval_ms(2000)
+    clock[0] += 3.0
+    assert pool.pace_interval_ms(2000) == 3500  # 3 s of waiting frames: an overload
 
 
 def test_it_never_asks_for_more_than_five_seconds():
@@ -136,6 +153,7 @@ class SlowPool(InlinePool):
     """The scripted worker behind a pool that reports a chosen capacity (frames/s)."""
 
     name = "slow"
+    CONGESTED_FOR_S = 0.0
 
     def __init__(self) -> None:
         super().__init__()
@@ -219,26 +237,26 @@ def job(scene: str, *, priority: float = 0.0, deadline_in: float = 60.0) -> Fram
     )
 
 
-async def test_when_full_the_pool_sheds_the_most_recently_served_student_not_the_starving_one():
+async def test_the_student_unserved_longest_goes_first_and_a_frame_past_the_wait_budget_is_shed():
     pool = LocalPool(workers=1, analyzer_path=SCRIPTED)
-    pool._limit = lambda: 2  # room for two waiting frames
     loop = asyncio.get_running_loop()
 
     def entry(priority: float) -> _Entry:
         return _Entry(priority, next(pool._order), job("alice", priority=priority), loop.create_future())
 
-    served_long_ago, served_just_now, served_a_while_ago = entry(100.0), entry(300.0), entry(200.0)
-    pool._admit(served_long_ago)
-    pool._admit(served_just_now)
-    pool._admit(served_a_while_ago)  # full: the most recently served one gives way
-    assert served_just_now.waiter.done() and served_just_now.waiter.result().status == EXPIRED
+    served_just_now, served_long_ago, served_a_while_ago = entry(300.0), entry(100.0), entry(200.0)
+    for e in (served_just_now, served_long_ago, served_a_while_ago):
+        pool._admit(e)
+    assert [e.priority for e in sorted(pool._waiting)] == [100.0, 200.0, 300.0]
+    # Under overload the recently served student's frame sits at the back, and is the one that outlives the budget.
+    served_just_now.arrived -= WAIT_BUDGET_S + 0.1
+    pool._sweep()
+    assert served_just_now.waiter.result().status == EXPIRED
     assert served_just_now.waiter.result().reason == "overloaded"
-    late = entry(400.0)
-    pool._admit(late)  # the newcomer was served most recently of all: it is the one shed
-    assert late.waiter.result().status == EXPIRED
     assert not served_long_ago.waiter.done() and not served_a_while_ago.waiter.done()
     assert [e.priority for e in sorted(pool._waiting)] == [100.0, 200.0]
-    assert pool.shed == 2
+    assert pool.shed == 1
+    assert pool._congested(time.monotonic()) is False  # nothing left has waited half the budget
 
 
 @pytest.mark.slow
@@ -250,11 +268,16 @@ async def test_a_frame_that_times_out_waiting_never_kills_a_healthy_worker():
         [warm] = await asyncio.gather(pool.analyze(job("alice")))
         assert warm.status == OK
         pids = pool.worker_pids()
-        # Three slow frames (1 s each) on one worker: the first is answered, the second waits behind it in the
-        # worker, the third waits here; both of those time out, and neither is a hung worker.
-        results = await asyncio.gather(*(pool.analyze(job("slow")) for _ in range(3)))
-        assert results[0].status == OK
-        assert {r.status for r in results[1:]} == {TIMEOUT}
+        # Two slow frames (1 s each) on one worker, and a quick one 0.3 s later: the first slow one is answered;
+        # the second waits behind it inside the worker and the quick one waits behind both. Both time out (1.5 s),
+        # and neither is a hung worker: the worker answered the first frame a moment ago.
+
+        async def quick_later():
+            await asyncio.sleep(0.3)
+            return await pool.analyze(job("alice"))
+
+        results = await asyncio.gather(pool.analyze(job("slow")), pool.analyze(job("slow")), quick_later())
+        assert [r.status for r in results] == [OK, TIMEOUT, TIMEOUT]
         assert pool.respawns == 0 and pool.worker_pids() == pids
         for _ in range(100):  # the timed-out slow frames still finish in the worker that kept them
             if not pool._running:
