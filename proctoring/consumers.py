@@ -105,11 +105,12 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             return
         self.start = start
         self.settings: rules.RuleSettings = start.settings
-        self.pace_ms = start.settings.frame_interval_ms
-        self.interval_s = self.pace_ms / 1000.0
         self.pool = get_pool()
         self.pool.warm()
         self.pool.join(self.channel_name, interval_ms=start.settings.frame_interval_ms)
+        # A student who joins a paced room starts at the room's pace (READY carries it), not at the exam's own.
+        self.pace_ms = self.pool.pace_interval_ms(start.settings.frame_interval_ms)
+        self.interval_s = self.pace_ms / 1000.0
         # The session's last measured object-detector result (the skip rule in proctoring.pool.base.analyze_job),
         # and when it last got a result (the pool serves the longest-waiting session first).
         self.objects_memory: ObjectsMemory | None = None
@@ -138,7 +139,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             "event": "READY",
             "session_id": start.session_id,
             "resumed": start.resumed,
-            "frame_interval_ms": start.settings.frame_interval_ms,
+            "frame_interval_ms": self.pace_ms,
             "max_frame_bytes": start.settings.max_frame_bytes,
         }
         await self.send_json(ready)

@@ -51,6 +51,8 @@ class ProctoringSession(models.Model):
     resumed_count = models.PositiveIntegerField(default=0)
     frames_analysed = models.PositiveIntegerField(default=0)
     frames_dropped = models.PositiveIntegerField(default=0)
+    # The highest frame number with a stored observation: frame numbers continue from it across reconnects.
+    last_seq = models.PositiveIntegerField(default=0)
     # Frames the server skipped under load (OVERLOADED): capacity, not failure, and never the student's fault.
     frames_shed = models.PositiveIntegerField(default=0)
     # Frames the server failed on (worker error or timeout).

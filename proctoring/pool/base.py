@@ -305,7 +305,7 @@ class InferencePool(abc.ABC):
     # Every change of pace reaches every student: hold each one at least this long, and slow the room down only
     # after frames have kept waiting for a while (a room that connects at once is a burst, not an overload).
     PACE_HOLD_S = 10.0
-    CONGESTED_FOR_S = 3.0
+    CONGESTED_FOR_S = 2.0
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s

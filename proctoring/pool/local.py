@@ -38,6 +38,10 @@ PER_WORKER = 2
 # The longest a frame may wait here for a worker. A bound in time, not in frames: a count derived from the workers'
 # measured speed shed frames at random while a room connected and the measurement ran high.
 WAIT_BUDGET_S = 1.0
+# A student with no result for this long is never shed for the wait budget, only at the frame's deadline: with
+# paced intervals of up to 5 s, one more shed frame would leave them without a result for too long. Such a frame
+# is near the front anyway (the longest-unserved go first).
+STARVING_S = 3.5
 # Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
 SWEEP_EVERY_S = 0.05
 
@@ -173,6 +177,10 @@ class LocalPool(InferencePool):
     def _admit(self, entry: _Entry) -> None:
         heapq.heappush(self._waiting, entry)
 
+    @staticmethod
+    def _over_budget(entry: _Entry, now: float) -> bool:
+        return now - entry.arrived > WAIT_BUDGET_S and time.time() - entry.job.priority < STARVING_S
+
     def _sweep(self) -> None:
         """Shed every waiting frame past its wait budget or its deadline, wherever it sits in the heap: a frame of
         a recently served student can sit behind others for long, and must be answered (OVERLOADED) rather than
@@ -182,13 +190,11 @@ class LocalPool(InferencePool):
             return
         self._swept_at = now
         wall = time.time()
-        late = [
-            e for e in self._waiting if now - e.arrived > WAIT_BUDGET_S or (e.job.deadline and wall > e.job.deadline)
-        ]
+        late = [e for e in self._waiting if self._over_budget(e, now) or (e.job.deadline and wall > e.job.deadline)]
         if late:
             for entry in late:
                 self._waiting.remove(entry)
-                self._shed(entry, reason="overloaded" if now - entry.arrived > WAIT_BUDGET_S else "stale")
+                self._shed(entry, reason="overloaded" if self._over_budget(entry, now) else "stale")
             heapq.heapify(self._waiting)
 
     def _shed(self, entry: _Entry, reason: str = "overloaded") -> None:
@@ -210,7 +216,7 @@ class LocalPool(InferencePool):
         self._sweep()
         while self._waiting and self._running < self.workers * PER_WORKER:
             entry = heapq.heappop(self._waiting)
-            if time.monotonic() - entry.arrived > WAIT_BUDGET_S:
+            if self._over_budget(entry, time.monotonic()):
                 self._shed(entry, reason="overloaded")
                 continue
             if entry.job.deadline and time.time() > entry.job.deadline:

@@ -9,13 +9,14 @@ worker processes with the scripted analyzer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 
 import pytest
 
 from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool
-from proctoring.pool.local import WAIT_BUDGET_S, LocalPool, _Entry
+from proctoring.pool.local import STARVING_S, WAIT_BUDGET_S, LocalPool, _Entry
 from proctoring.rules import RuleSettings, stall_due
 from tests.factories import StudentFactory
 from tests.proctoring.fakes import frame
@@ -240,23 +241,39 @@ def job(scene: str, *, priority: float = 0.0, deadline_in: float = 60.0) -> Fram
 async def test_the_student_unserved_longest_goes_first_and_a_frame_past_the_wait_budget_is_shed():
     pool = LocalPool(workers=1, analyzer_path=SCRIPTED)
     loop = asyncio.get_running_loop()
+    now = time.time()
 
-    def entry(priority: float) -> _Entry:
+    def entry(last_result_s_ago: float) -> _Entry:
+        priority = now - last_result_s_ago
         return _Entry(priority, next(pool._order), job("alice", priority=priority), loop.create_future())
 
-    served_just_now, served_long_ago, served_a_while_ago = entry(300.0), entry(100.0), entry(200.0)
+    served_just_now, served_long_ago, served_a_while_ago = entry(0.5), entry(3.0), entry(2.0)
     for e in (served_just_now, served_long_ago, served_a_while_ago):
         pool._admit(e)
-    assert [e.priority for e in sorted(pool._waiting)] == [100.0, 200.0, 300.0]
+    assert sorted(pool._waiting)[0] is served_long_ago and sorted(pool._waiting)[-1] is served_just_now
     # Under overload the recently served student's frame sits at the back, and is the one that outlives the budget.
     served_just_now.arrived -= WAIT_BUDGET_S + 0.1
     pool._sweep()
     assert served_just_now.waiter.result().status == EXPIRED
     assert served_just_now.waiter.result().reason == "overloaded"
     assert not served_long_ago.waiter.done() and not served_a_while_ago.waiter.done()
-    assert [e.priority for e in sorted(pool._waiting)] == [100.0, 200.0]
     assert pool.shed == 1
     assert pool._congested(time.monotonic()) is False  # nothing left has waited half the budget
+
+
+async def test_a_student_without_a_result_for_a_while_is_never_shed_for_waiting_only_at_the_deadline():
+    pool = LocalPool(workers=1, analyzer_path=SCRIPTED)
+    loop = asyncio.get_running_loop()
+    priority = time.time() - (STARVING_S + 0.5)
+    starving = _Entry(priority, next(pool._order), job("alice", priority=priority), loop.create_future())
+    pool._admit(starving)
+    starving.arrived -= WAIT_BUDGET_S + 0.5
+    pool._sweep()
+    assert not starving.waiter.done() and pool.shed == 0
+    pool._waiting[0] = dataclasses.replace(starving, job=dataclasses.replace(starving.job, deadline=time.time() - 1))
+    pool._swept_at = 0.0
+    pool._sweep()
+    assert pool._waiting == [] and pool.shed == 1  # its deadline passed: a newer frame is on its way
 
 
 @pytest.mark.slow
