@@ -109,7 +109,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.pool.warm()
         self.pool.join(self.channel_name, interval_ms=start.settings.frame_interval_ms)
         # A student who joins a paced room starts at the room's pace (READY carries it), not at the exam's own.
-        self.pace_ms = self.pool.pace_interval_ms(start.settings.frame_interval_ms)
+        self.pace_ms = self.pool.pace_interval_ms(start.settings.frame_interval_ms, joining=True)
         self.interval_s = self.pace_ms / 1000.0
         # The session's last measured object-detector result (the skip rule in proctoring.pool.base.analyze_job),
         # and when it last got a result (the pool serves the longest-waiting session first).

@@ -402,14 +402,15 @@ class InferencePool(abc.ABC):
         """Frames per second the connected sessions send at their exams' own intervals."""
         return sum(self._sessions.values())
 
-    def pace_interval_ms(self, base_ms: int) -> int:
+    def pace_interval_ms(self, base_ms: int, *, joining: bool = False) -> int:
         """The frame interval clients should use now: the exam's own while the workers keep up, longer (in steps of
         half a second, at most MAX_PACE_FACTOR times and MAX_PACE_MS) while they do not.
 
         With a known capacity the factor is demand / (capacity x TARGET_UTILISATION), so the interval settles where
         the workers keep up, before frames are shed. Without one (Celery: the workers are elsewhere) it follows the
         sheds: up a step while frames are shed, down a step after 20 s without one. Either way it rises at once and
-        falls slowly (hysteresis), so clients are not told a new interval every frame.
+        falls slowly (hysteresis), so clients are not told a new interval every frame. `joining`: asked for a
+        student who is connecting (READY).
         """
         now = time.monotonic()
         capacity = self.capacity_fps()
@@ -425,12 +426,13 @@ class InferencePool(abc.ABC):
             elif self._congested_since is None:
                 self._congested_since = now
             settled = now - self._paced_at >= self.PACE_HOLD_S
-            if (
-                wanted > self._pace_factor * 1.1
-                and congested
-                and now - self._congested_since >= self.CONGESTED_FOR_S
-                and (settled or self._pace_factor == 1.0)
-            ):
+            # A student joining a room that already asks more than the workers can give at all (not just more than
+            # the comfortable 80%) slows the room at once: waiting for frames to pile up first costs seconds of
+            # shedding when a whole room connects at twice the capacity.
+            overloaded = (congested and now - self._congested_since >= self.CONGESTED_FOR_S) or (
+                joining and self.demand_fps() > capacity
+            )
+            if wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
                 self._pace_factor = wanted
                 self._paced_at = now
             elif wanted < self._pace_factor * 0.8 and settled:

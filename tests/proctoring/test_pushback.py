@@ -98,6 +98,15 @@ def test_a_burst_of_waiting_frames_is_not_an_overload_until_it_lasts(monkeypatch
     assert pool.pace_interval_ms(2000) == 3500  # 3 s of waiting frames: an overload
 
 
+def test_a_student_joining_a_room_past_capacity_slows_it_at_once_before_frames_pile_up():
+    pool = FixedCapacity(capacity=100.0, frames_waiting=False)
+    students(pool, 180)  # 90 frames/s: past the comfortable 80, within capacity: no reason yet
+    assert pool.pace_interval_ms(2000, joining=True) == 2000
+    students(pool, 220)  # 110 frames/s: more than the workers can analyse at all
+    assert pool.pace_interval_ms(2000) == 2000  # a frame's answer waits for evidence...
+    assert pool.pace_interval_ms(2000, joining=True) == 3000  # ...a join does not: x1.375, in half seconds
+
+
 def test_it_never_asks_for_more_than_five_seconds():
     pool = FixedCapacity(capacity=5.0)
     students(pool, 1000)
