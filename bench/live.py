@@ -150,8 +150,12 @@ def server_counters(attempt_ids: list[int]) -> dict:
     from proctoring.models import Flag, ProctoringSession
 
     sessions = ProctoringSession.objects.filter(attempt_id__in=attempt_ids)
+    # Shed frames (OVERLOADED) are capacity, not failures: counted apart from server errors.
     totals = sessions.aggregate(
-        analysed=Sum("frames_analysed"), dropped=Sum("frames_dropped"), server_errors=Sum("server_errors")
+        analysed=Sum("frames_analysed"),
+        dropped=Sum("frames_dropped"),
+        shed=Sum("frames_shed"),
+        server_errors=Sum("server_errors"),
     )
     totals["flags"] = Flag.objects.filter(session__in=sessions).count()
     return {k: v or 0 for k, v in totals.items()}
