@@ -38,10 +38,11 @@ PER_WORKER = 2
 # The longest a frame may wait here for a worker. A bound in time, not in frames: a count derived from the workers'
 # measured speed shed frames at random while a room connected and the measurement ran high.
 WAIT_BUDGET_S = 1.0
-# A student with no result for this long is never shed for the wait budget, only at the frame's deadline: with
-# paced intervals of up to 5 s, one more shed frame would leave them without a result for too long. Such a frame
-# is near the front anyway (the longest-unserved go first).
-STARVING_S = 3.5
+# Every connected student gets a result at least this often, even under overload (issue 8). A frame whose shedding
+# would break that (the time since the student's last result plus one more interval reaches it, with a second to
+# spare) is never shed for the wait budget, only at its deadline; it is near the front anyway, since the
+# longest-unserved go first.
+MAX_GAP_S = 6.0
 # Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
 SWEEP_EVERY_S = 0.05
 
@@ -55,6 +56,7 @@ class _Entry:
     dispatched: int | None = dataclasses.field(default=None, compare=False)
     dropped: bool = dataclasses.field(default=False, compare=False)
     arrived: float = dataclasses.field(default_factory=time.monotonic, compare=False)
+    protected: bool = dataclasses.field(default=False, compare=False)
 
 
 class LocalPool(InferencePool):
@@ -175,11 +177,14 @@ class LocalPool(InferencePool):
                 heapq.heapify(self._waiting)
 
     def _admit(self, entry: _Entry) -> None:
+        now = time.time()
+        interval = max(entry.job.deadline - now, 0.0) if entry.job.deadline else 0.0
+        entry.protected = (now - entry.job.priority) + interval >= MAX_GAP_S - 1.0
         heapq.heappush(self._waiting, entry)
 
     @staticmethod
     def _over_budget(entry: _Entry, now: float) -> bool:
-        return now - entry.arrived > WAIT_BUDGET_S and time.time() - entry.job.priority < STARVING_S
+        return now - entry.arrived > WAIT_BUDGET_S and not entry.protected
 
     def _sweep(self) -> None:
         """Shed every waiting frame past its wait budget or its deadline, wherever it sits in the heap: a frame of

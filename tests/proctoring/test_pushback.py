@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool
-from proctoring.pool.local import STARVING_S, WAIT_BUDGET_S, LocalPool, _Entry
+from proctoring.pool.local import MAX_GAP_S, WAIT_BUDGET_S, LocalPool, _Entry
 from proctoring.rules import RuleSettings, stall_due
 from tests.factories import StudentFactory
 from tests.proctoring.fakes import frame
@@ -254,7 +254,8 @@ async def test_the_student_unserved_longest_goes_first_and_a_frame_past_the_wait
 
     def entry(last_result_s_ago: float) -> _Entry:
         priority = now - last_result_s_ago
-        return _Entry(priority, next(pool._order), job("alice", priority=priority), loop.create_future())
+        frame_job = job("alice", priority=priority, deadline_in=2.0)  # the exam's own 2 s interval
+        return _Entry(priority, next(pool._order), frame_job, loop.create_future())
 
     served_just_now, served_long_ago, served_a_while_ago = entry(0.5), entry(3.0), entry(2.0)
     for e in (served_just_now, served_long_ago, served_a_while_ago):
@@ -270,19 +271,28 @@ async def test_the_student_unserved_longest_goes_first_and_a_frame_past_the_wait
     assert pool._congested(time.monotonic()) is False  # nothing left has waited half the budget
 
 
-async def test_a_student_without_a_result_for_a_while_is_never_shed_for_waiting_only_at_the_deadline():
+async def test_a_frame_whose_shedding_would_leave_a_student_6_s_without_a_result_waits_for_its_deadline():
     pool = LocalPool(workers=1, analyzer_path=SCRIPTED)
     loop = asyncio.get_running_loop()
-    priority = time.time() - (STARVING_S + 0.5)
-    starving = _Entry(priority, next(pool._order), job("alice", priority=priority), loop.create_future())
-    pool._admit(starving)
-    starving.arrived -= WAIT_BUDGET_S + 0.5
+
+    def entry(last_result_s_ago: float, interval_s: float) -> _Entry:
+        priority = time.time() - last_result_s_ago
+        frame_job = dataclasses.replace(job("alice", priority=priority), deadline=time.time() + interval_s)
+        return _Entry(priority, next(pool._order), frame_job, loop.create_future())
+
+    at_own_pace = entry(2.0, 2.0)  # shed now, the next frame 2 s later still answers within 6 s
+    paced = entry(3.5, 3.5)  # shed now, the next chance would be 7 s after the last result
+    for e in (at_own_pace, paced):
+        pool._admit(e)
+        e.arrived -= WAIT_BUDGET_S + 0.5
     pool._sweep()
-    assert not starving.waiter.done() and pool.shed == 0
-    pool._waiting[0] = dataclasses.replace(starving, job=dataclasses.replace(starving.job, deadline=time.time() - 1))
+    assert at_own_pace.waiter.result().reason == "overloaded"
+    assert not paced.waiter.done() and pool.shed == 1
+    pool._waiting[0].job = dataclasses.replace(paced.job, deadline=time.time() - 1)
     pool._swept_at = 0.0
     pool._sweep()
-    assert pool._waiting == [] and pool.shed == 1  # its deadline passed: a newer frame is on its way
+    assert pool._waiting == [] and paced.waiter.result().reason == "stale"  # at its deadline a newer frame is due
+    assert MAX_GAP_S == 6.0
 
 
 @pytest.mark.slow
