@@ -410,6 +410,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--stop-after-failures", type=int, default=2, help="stop the ramp after this many misses")
+    parser.add_argument("--table", metavar="RUN", help="print a markdown table of a stored run and exit")
     # The load generator's own process.
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seats", help=argparse.SUPPRESS)
@@ -420,6 +421,9 @@ def main(argv: list[str]) -> int:
     if args.client:
         result = asyncio.run(client_main(args))
         Path(args.out).write_text(json.dumps(result))
+        return 0
+    if args.table:
+        print(table(json.loads(args.output.read_text()), args.table))
         return 0
 
     from bench import live
@@ -470,6 +474,31 @@ def main(argv: list[str]) -> int:
             break
     frames_file.unlink(missing_ok=True)
     return 0
+
+
+def table(results: dict, key: str) -> str:
+    """A markdown table of one run's steps (README, closing notes)."""
+    run = (results.get("runs") or {}).get(key) or (results.get("levers") or {}).get(key)
+    if run is None:
+        raise SystemExit(f"no run {key!r} in the results")
+    head = (
+        "| students | p50 | p95 | max | answered | longest gap | OVERLOADED | ERROR | paced to | "
+        "CPU workers / server / database / load | server RSS (per student) | workers RSS | knee |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for n, s in run["steps"].items():
+        cpu = s["cpu_pct"]
+        rss = s["server_rss_mb"] or [0, 0]
+        lines.append(
+            f"| {n} | {s['p50_ms']:.0f} ms | {s['p95_ms']:.0f} ms | {s['max_ms']:.0f} ms | "
+            f"{100 * s['answered_share']:.1f}% | {s['longest_gap_s']:.1f} s | {s['overloaded']} | "
+            f"{s['error_events']} | "
+            f"{s.get('max_paced_interval_ms') or '-'} | {cpu['workers']:.0f} / {cpu['server']:.0f} / "
+            f"{cpu['database']:.0f} / {cpu['load_generator']:.0f}% | {rss[0]:.0f}->{rss[1]:.0f} MB "
+            f"({s['server_rss_mb_per_student']} MB) | {s['workers_rss_mb'][1]:.0f} MB | "
+            f"{'yes' if s['meets_knee'] else 'no'} |"
+        )
+    return "\n".join(lines)
 
 
 def extra_env_of(args) -> dict[str, str]:
