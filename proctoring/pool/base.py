@@ -316,7 +316,8 @@ class InferencePool(abc.ABC):
         self._service_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self._pace_factor = 1.0
         self._paced_at = 0.0
-        self._sheds: list[float] = []  # monotonic times of recent sheds (capacity-blind back ends pace on these)
+        # Monotonic times of the sheds of the last 20 s (capacity-blind back ends pace on these).
+        self._sheds: collections.deque[float] = collections.deque()
         self._logged_at = time.monotonic()
         self._congested_since: float | None = None
 
@@ -408,13 +409,15 @@ class InferencePool(abc.ABC):
 
         With a known capacity the factor is demand / (capacity x TARGET_UTILISATION), so the interval settles where
         the workers keep up, before frames are shed. Without one (Celery: the workers are elsewhere) it follows the
-        sheds: up a step while frames are shed, down a step after 20 s without one. Either way it rises at once and
-        falls slowly (hysteresis), so clients are not told a new interval every frame. `joining`: asked for a
-        student who is connecting (READY).
+        sheds: up a step while frames are shed, down a step after 20 s without one. It rises after CONGESTED_FOR_S
+        of frames waiting or shed (at once when a joining student takes demand past capacity) and each change holds
+        PACE_HOLD_S (hysteresis), so clients are not told a new interval every frame. `joining`: asked for a student
+        who is connecting (READY).
         """
         now = time.monotonic()
         capacity = self.capacity_fps()
-        self._sheds = [t for t in self._sheds if now - t < 20.0]
+        while self._sheds and now - self._sheds[0] >= 20.0:
+            self._sheds.popleft()
         if capacity:
             wanted = self.demand_fps() / (capacity * self.TARGET_UTILISATION)
             # The estimate says how much to slow down; frames actually waiting (or shed) say whether to. Right

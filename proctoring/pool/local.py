@@ -183,8 +183,14 @@ class LocalPool(InferencePool):
         heapq.heappush(self._waiting, entry)
 
     @staticmethod
-    def _over_budget(entry: _Entry, now: float) -> bool:
-        return now - entry.arrived > WAIT_BUDGET_S and not entry.protected
+    def _late(entry: _Entry, now: float) -> str | None:
+        """Why a waiting frame must be shed now, or None: past the wait budget (unless protected by the 6 s rule),
+        or past its deadline (a newer frame of that student is on its way)."""
+        if now - entry.arrived > WAIT_BUDGET_S and not entry.protected:
+            return "overloaded"
+        if entry.job.deadline and time.time() > entry.job.deadline:
+            return "stale"
+        return None
 
     def _sweep(self) -> None:
         """Shed every waiting frame past its wait budget or its deadline, wherever it sits in the heap: a frame of
@@ -194,12 +200,11 @@ class LocalPool(InferencePool):
         if now - self._swept_at < SWEEP_EVERY_S:
             return
         self._swept_at = now
-        wall = time.time()
-        late = [e for e in self._waiting if self._over_budget(e, now) or (e.job.deadline and wall > e.job.deadline)]
+        late = [(entry, reason) for entry in self._waiting if (reason := self._late(entry, now))]
         if late:
-            for entry in late:
+            for entry, reason in late:
                 self._waiting.remove(entry)
-                self._shed(entry, reason="overloaded" if self._over_budget(entry, now) else "stale")
+                self._shed(entry, reason=reason)
             heapq.heapify(self._waiting)
 
     def _shed(self, entry: _Entry, reason: str = "overloaded") -> None:
@@ -221,11 +226,9 @@ class LocalPool(InferencePool):
         self._sweep()
         while self._waiting and self._running < self.workers * PER_WORKER:
             entry = heapq.heappop(self._waiting)
-            if self._over_budget(entry, time.monotonic()):
-                self._shed(entry, reason="overloaded")
-                continue
-            if entry.job.deadline and time.time() > entry.job.deadline:
-                self._shed(entry, reason="stale")
+            reason = self._late(entry, time.monotonic())
+            if reason:
+                self._shed(entry, reason=reason)
                 continue
             executor = self._ensure()
             try:
