@@ -478,7 +478,7 @@ def main(argv: list[str]) -> int:
 
 def table(results: dict, key: str) -> str:
     """A markdown table of one run's steps (README, closing notes)."""
-    run = (results.get("runs") or {}).get(key) or (results.get("levers") or {}).get(key)
+    run = next((results[part][key] for part in ("runs", "levers", "before") if key in results.get(part, {})), None)
     if run is None:
         raise SystemExit(f"no run {key!r} in the results")
     head = (
