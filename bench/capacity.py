@@ -226,6 +226,13 @@ async def client_main(args) -> dict:
         "students_longest_gap_over_6s": sum(
             1 for s in students if any(b - a > 6.0 for a, b in zip(s.result_times, s.result_times[1:], strict=False))
         ),
+        # When into the step each gap over 6 s began (seconds), to tell a connect burst from the steady state.
+        "gaps_over_6s_started_at_s": sorted(
+            round(a - t0, 1)
+            for s in students
+            for a, b in zip(s.result_times, s.result_times[1:], strict=False)
+            if b - a > 6.0
+        ),
         "events": dict(sorted(events.items())),
         "overloaded": events.get("OVERLOADED", 0),
         "error_events": events.get("ERROR", 0),
