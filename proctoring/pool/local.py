@@ -40,8 +40,7 @@ PER_WORKER = 2
 WAIT_BUDGET_S = 1.0
 # Every connected student gets a result at least this often, even under overload (issue 8). A frame whose shedding
 # would break that (the time since the student's last result plus one more interval reaches it, with a second to
-# spare) is never shed for the wait budget, only at its deadline; it is near the front anyway, since the
-# longest-unserved go first.
+# spare) is never shed; it is near the front anyway, since the longest-unserved go first.
 MAX_GAP_S = 6.0
 # Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
 SWEEP_EVERY_S = 0.05
@@ -184,9 +183,13 @@ class LocalPool(InferencePool):
 
     @staticmethod
     def _late(entry: _Entry, now: float) -> str | None:
-        """Why a waiting frame must be shed now, or None: past the wait budget (unless protected by the 6 s rule),
-        or past its deadline (a newer frame of that student is on its way)."""
-        if now - entry.arrived > WAIT_BUDGET_S and not entry.protected:
+        """Why a waiting frame must be shed now, or None: past the wait budget, or past its deadline (a newer frame
+        of that student is on its way). A frame protected by the 6 s rule is never shed: its student's next frame
+        cannot reach the pool before this one is answered (latest-frame-wins), so shedding it would only lengthen
+        the gap. At a room's connect burst those are the first frames of every student."""
+        if entry.protected:
+            return None
+        if now - entry.arrived > WAIT_BUDGET_S:
             return "overloaded"
         if entry.job.deadline and time.time() > entry.job.deadline:
             return "stale"
