@@ -233,13 +233,17 @@ class LocalPool(InferencePool):
             if reason:
                 self._shed(entry, reason=reason)
                 continue
+            job = entry.job
+            if entry.protected:
+                # The worker skips a frame past its deadline; a protected frame must be analysed all the same.
+                job = dataclasses.replace(job, deadline=0.0)
             executor = self._ensure()
             try:
-                future = executor.submit(analyze_job, entry.job)
+                future = executor.submit(analyze_job, job)
             except (BrokenProcessPool, RuntimeError):
                 self._replace(executor, kill=False)
                 executor = self._ensure()
-                future = executor.submit(analyze_job, entry.job)
+                future = executor.submit(analyze_job, job)
             entry.dispatched = next(self._dispatch_order)
             self._dispatched[entry.job.job_id] = entry
             self._running += 1

@@ -338,3 +338,19 @@ async def test_a_truly_hung_worker_is_still_replaced():
         assert pool.respawns == 1 and set(pool.worker_pids()).isdisjoint(pids)
     finally:
         pool.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_students_first_frame_is_analysed_even_after_its_deadline():
+    # A room that connects at twice the capacity: first frames wait past their deadline. The worker would skip a
+    # stale frame; a student who has never had a result must get one all the same.
+    pool = LocalPool(workers=1, analyzer_path=SCRIPTED, timeout_s=10)
+    pool.start()
+    try:
+        [first] = await asyncio.gather(pool.analyze(job("alice", priority=0.0, deadline_in=-1.0)))
+        assert first.status == OK
+        [served] = await asyncio.gather(pool.analyze(job("alice", priority=time.time(), deadline_in=-1.0)))
+        assert served.status == EXPIRED  # a student served a moment ago: the stale frame is skipped
+    finally:
+        pool.close()
