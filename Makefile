@@ -56,9 +56,11 @@ migrate: deps
 seed: migrate
 	$(PY) manage.py seed_demo
 
+# The ASGI server itself (daphne), as in production: no auto-reloader restarting the inference workers on every
+# file change. Ctrl-C stops the workers in order. HOST=0.0.0.0 PORT=9000 make demo serves elsewhere.
 serve:
 	@echo "==> Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) examsite.asgi:application
 
 # The YOLO pack's export and test stack (ultralytics + torch, about 6 GB, 80 s from this disk) in its own venv, so
 # that the main venv and the inference workers never carry torch. See requirements-yolo.txt.

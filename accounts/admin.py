@@ -100,7 +100,12 @@ class UserAdmin(BaseUserAdmin):
                 report = services.users_import_csv(file=form.cleaned_data["file"], dry_run=form.cleaned_data["dry_run"])
                 if report.ok and not report.dry_run:
                     messages.success(request, report.summary())
-                    if note := report.password_note():
+                    if form.cleaned_data["invite"]:
+                        invited = services.users_invite(
+                            usernames=report.usernames, domain=request.get_host(), use_https=request.is_secure()
+                        )
+                        messages.success(request, invited.summary())
+                    elif note := report.password_note():
                         messages.warning(request, note)
                     return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
         else:

@@ -7,6 +7,8 @@ from django.contrib.auth.forms import (
     AdminUserCreationForm,
     AuthenticationForm,
     PasswordChangeForm,
+    PasswordResetForm,
+    SetPasswordForm,
     UserChangeForm,
 )
 
@@ -43,6 +45,14 @@ class AccessiblePasswordChangeForm(AccessibleFormMixin, PasswordChangeForm):
     pass
 
 
+class AccessiblePasswordResetForm(AccessibleFormMixin, PasswordResetForm):
+    pass
+
+
+class AccessibleSetPasswordForm(AccessibleFormMixin, SetPasswordForm):
+    pass
+
+
 class UserAdminCreationForm(AdminUserCreationForm):
     """The admin's "Add user" form, with the email and role our users need."""
 
@@ -68,6 +78,11 @@ class UserImportForm(forms.Form):
     )
     dry_run = forms.BooleanField(
         label="Check only: report problems without creating anyone",
+        required=False,
+    )
+    invite = forms.BooleanField(
+        label="Email each new user a link to choose their password",
+        help_text="The link works once, for 3 days. Users without an email address are listed in the report.",
         required=False,
     )
 

@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from accounts import selectors
 from accounts.models import User
@@ -398,4 +403,39 @@ def users_import_csv(*, file: IO[bytes] | IO[str] | bytes | str, dry_run: bool =
             report.add(current.line if current else None, f"could not be created: {detail}")
             return report
         report.created = len(rows)
+    return report
+
+
+@dataclass
+class InviteReport:
+    sent: list[str] = field(default_factory=list)
+    without_email: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"Sent {len(self.sent)} invitation{'s' if len(self.sent) != 1 else ''}."]
+        if self.without_email:
+            who = ", ".join(self.without_email[:20]) + (" and more" if len(self.without_email) > 20 else "")
+            parts.append(f"No email address, so no invitation: {who}.")
+        return " ".join(parts)
+
+
+def users_invite(*, usernames: list[str], domain: str, use_https: bool, site_name: str = "") -> InviteReport:
+    """Email each user a one-time link to choose their password (Django's password-reset token: it works once, for
+    PASSWORD_RESET_TIMEOUT, and dies when the password changes). Unlike "Forgotten your password?", this reaches
+    users who have no usable password yet, which is how an import without passwords leaves them."""
+    report = InviteReport()
+    context = {"domain": domain, "site_name": site_name or domain, "protocol": "https" if use_https else "http"}
+    for user in User.objects.filter(username__in=usernames).order_by("username"):
+        if not user.email:
+            report.without_email.append(user.username)
+            continue
+        values = {
+            **context,
+            "user": user,
+            "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        }
+        subject = "".join(render_to_string("accounts/invitation_subject.txt", values).splitlines())
+        send_mail(subject, render_to_string("accounts/invitation_email.txt", values), None, [user.email])
+        report.sent.append(user.username)
     return report

@@ -10,15 +10,46 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examsite.settings")
 django_asgi_app = get_asgi_application()
 
+
+def close_oversized_messages_with_1009() -> None:
+    """Make daphne close a connection whose message is over `--websocket_max_message_size` with a close frame
+    carrying 1009 (message too big), as docs/protocol.md says, instead of dropping the TCP connection (which the
+    client sees as 1006, "abnormal closure", and cannot tell from a network failure).
+
+    daphne exposes no option for it: Autobahn's `failByDrop` is set on the factory, which daphne builds in
+    `Server.run()`, after it has imported this module.
+    """
+    try:
+        from daphne.ws_protocol import WebSocketFactory
+    except ImportError:  # another ASGI server: nothing to do
+        return
+    if getattr(WebSocketFactory, "closes_with_code", False):
+        return
+    init = WebSocketFactory.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.setProtocolOptions(failByDrop=False)
+
+    WebSocketFactory.__init__ = __init__
+    WebSocketFactory.closes_with_code = True
+
+
+close_oversized_messages_with_1009()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from examsite.housekeeping import start_in_process as start_housekeeping  # noqa: E402
+from examsite.websocket import HandshakeGuard  # noqa: E402
 from proctoring.routing import websocket_urlpatterns  # noqa: E402
+
+start_housekeeping()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(HandshakeGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "accounts",
     "exams",
     "proctoring",
@@ -81,6 +83,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "examsite.middleware.PrivatePagesMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into accounts.throttle.locked_out's page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "examsite.urls"
@@ -121,8 +127,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envbool
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": envint("DB_POOL_MIN", "2"),
         "max_size": envint("DB_POOL_MAX", "12"),
-        "timeout": envint("DB_POOL_TIMEOUT_S", "10"),
+        # Under daphne's 5 s handshake timeout: during a database outage a connect waits this long for a connection
+        # before it is refused cleanly (4503), and a longer wait would let daphne drop the handshake instead.
+        "timeout": envint("DB_POOL_TIMEOUT_S", "4"),
     }
+    # Check each connection as it leaves the pool (Django passes psycopg's check_connection, one round trip): after a
+    # database restart or outage the pooled connections are dead, and handing them out failed the first requests
+    # after the recovery.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The in-process worker pool and the ASGI server write from several threads; wait for the lock instead of
     # failing at once, and use WAL so readers never block the writer. IMMEDIATE transactions take the write lock at
@@ -152,6 +164,23 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in throttling (django-axes; accounts/throttle.py). After LOGIN_FAILURE_LIMIT failures for one username, or
+# from one client address, sign-in is paused for LOGIN_COOLOFF_MINUTES, doubling with each failure during the pause up
+# to LOGIN_COOLOFF_MAX_MINUTES. Every attempt is recorded (admin: Axes) and logged. Behind a reverse proxy, set
+# TRUSTED_PROXY_COUNT to the number of proxies that append to X-Forwarded-For; otherwise the header is ignored.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "5")
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Log the username and address of each attempt (the admin lists them anyway); passwords are never logged.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+AXES_COOLOFF_TIME = "accounts.throttle.cool_off"
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.locked_out"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
+LOGIN_COOLOFF_MINUTES = envint("LOGIN_COOLOFF_MINUTES", "1")
+LOGIN_COOLOFF_MAX_MINUTES = envint("LOGIN_COOLOFF_MAX_MINUTES", "60")
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", "0")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
@@ -206,14 +235,66 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_ROUTES = {"proctoring.tasks.*": {"queue": "inference"}}
+CELERY_TASK_ROUTES = {"proctoring.tasks.*": {"queue": "inference"}, "housekeeping.*": {"queue": "housekeeping"}}
+CELERY_IMPORTS = ["examsite.housekeeping"]
+
+# Housekeeping (examsite/housekeeping.py): expire overdue attempts every HOUSEKEEPING_EVERY_S, purge evidence past
+# retention daily. "inprocess" (a thread in each ASGI server), "beat" (Celery beat: one per deployment) or "off".
+HOUSEKEEPING = os.getenv("HOUSEKEEPING", "inprocess")
+if HOUSEKEEPING not in ("inprocess", "beat", "off"):
+    raise ImproperlyConfigured(f"HOUSEKEEPING must be inprocess, beat or off, not {HOUSEKEEPING!r}")
+HOUSEKEEPING_EVERY_S = envint("HOUSEKEEPING_EVERY_S", "60")
+CELERY_BEAT_SCHEDULE = {
+    "expire-overdue-attempts": {"task": "housekeeping.expire_attempts", "schedule": float(HOUSEKEEPING_EVERY_S)},
+    "purge-evidence-past-retention": {"task": "housekeeping.purge_evidence", "schedule": 24 * 3600.0},
+}
 # Each prefork child loads the model pack at start (worker_process_init), which takes 5-15 s on 2 cores; Celery's
 # default of 4 s would kill and respawn the child forever.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = envint("CELERY_WORKER_PROC_ALIVE_TIMEOUT", "120")
 
+# Email (password reset, invitations): printed to the console unless EMAIL_HOST names an SMTP server.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = envint("EMAIL_PORT", "587")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "true")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "exams@localhost")
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false" if DEBUG else "true")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Deployments behind TLS (README, "Production settings"): redirect HTTP to HTTPS and send HSTS. Off unless set, so
+# that a plain-HTTP install on a closed network still works; `check --deploy` is clean with the documented values.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "false")
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "false")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients): trust it for is_secure().
+if envbool("SECURE_PROXY_SSL_HEADER", "false"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp). The pages use no inline script or style, so the policy is strict: everything
+# from this origin; images also from data: URLs (evidence thumbnails) and blob: (webcam previews); 'self' in
+# connect-src covers this origin's WebSockets (ws:/wss:) in every current browser (CSP level 3).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "media-src": [SELF, "blob:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -21,7 +21,9 @@ from typing import Any, TypedDict
 
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
 
+from examsite.websocket import LAYER_ERRORS, TRY_AGAIN_LATER, SurvivesLayerOutage
 from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
@@ -52,6 +54,31 @@ PACE_MESSAGES = {
     "your side, and nothing is counted against you.",
     "normal": "Checks are back to their usual pace.",
 }
+
+
+MAX_JSON_DEPTH = 16
+SIGNAL_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 3.5)
+LAYER_RETRY_DELAYS_S = (0.1, 0.5)
+
+
+def parse_message(text: str) -> dict[str, Any] | None:
+    """A client's text message as a JSON object, or None when it is not one: not JSON, not an object, or nested
+    deeper than MAX_JSON_DEPTH. ``"[" * 2000 + "]" * 2000`` used to raise RecursionError out of the consumer, which
+    closed the socket with 1011 (both sockets share this)."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    stack: list[tuple[Any, int]] = [(message, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return None
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return message
 
 
 def db_call(func: Any) -> DatabaseSyncToAsync:
@@ -88,20 +115,60 @@ def monitor_group(exam_id: int) -> str:
     return f"exam_{exam_id}_monitor"
 
 
-class ProctorConsumer(AsyncWebsocketConsumer):
+class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
     start: SessionStart | None = None
+    disconnected = False
+    watchdog: asyncio.Task | None = None
+    inflight: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Every exit path ends the socket's own tasks and records the disconnect: an unexpected error in a
+        handler (the server then closes with 1011) used to leave the stall watchdog running, which later wrote a
+        false "stalled" mark, and no disconnect was recorded."""
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            log.exception("proctoring: socket for session %s failed", getattr(self.start, "session_id", None))
+            if self.start is not None and not self.disconnected:
+                try:
+                    await self.disconnect(1011)
+                except Exception:  # noqa: BLE001 - already failing; the error above is the one to read
+                    log.warning("proctoring: could not record the disconnect", exc_info=True)
+            raise
+        finally:
+            for task in (self.watchdog, self.inflight):
+                if task is not None and not task.done():
+                    task.cancel()
 
     async def connect(self) -> None:
         self.start = None
         self.closing = False
         attempt_id = int(self.scope["url_route"]["kwargs"]["attempt_id"])
+        # Accept first, then open the session. The handshake never waits for the database: at the start of an exam
+        # 200 students press Start in the same second, and handshakes that waited behind the session-open queries
+        # hit daphne's handshake timeout while their sessions were still being created. A refusal is a close with
+        # its code after the accept: a close before it reaches the browser as a bare handshake failure (1006), and
+        # the client could not tell "sign in again" from "re-enrol".
+        await self.accept()
+        try:
+            # The channel layer first, before anything is recorded: a refused connect must leave no "resumed" mark
+            # (marks count toward the reconnect limit). Discarding our own channel from the group is harmless
+            # before authorisation, and is a round trip to Redis that replaces a connection gone stale.
+            await self._layer("group_discard", attempt_group(attempt_id), self.channel_name)
+        except LAYER_ERRORS:
+            log.warning("proctoring: the channel layer is unavailable; connect to attempt %s refused with %s",
+                        attempt_id, TRY_AGAIN_LATER, exc_info=True)  # fmt: skip
+            await self.close(code=TRY_AGAIN_LATER)
+            return
         try:
             start = await db_call(session_open)(attempt_id=attempt_id, user=self.scope.get("user"))
         except SessionRefused as exc:
-            # Accept, then close: a close before accept reaches the browser as a bare handshake failure (1006), and
-            # the client could not tell "sign in again" from "re-enrol".
-            await self.accept()
             await self.close(code=exc.code)
+            return
+        except DatabaseError:
+            log.warning("proctoring: the database is unavailable; connect to attempt %s refused with %s",
+                        attempt_id, TRY_AGAIN_LATER, exc_info=True)  # fmt: skip
+            await self.close(code=TRY_AGAIN_LATER)
             return
         self.start = start
         self.settings: rules.RuleSettings = start.settings
@@ -112,12 +179,14 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.pace_ms = self.pool.pace_interval_ms(start.settings.frame_interval_ms, joining=True)
         self.interval_s = self.pace_ms / 1000.0
         # The session's last measured object-detector result (the skip rule in proctoring.pool.base.analyze_job),
-        # and when it last got a result (the pool serves the longest-waiting session first).
+        # and when it last got a result, or connected (the pool serves the longest-waiting session first). A
+        # session that has had no result yet waits from its connect, not from the epoch: at a room's connect burst
+        # the late joiners' first frames must not overtake the early joiners' next ones.
         self.objects_memory: ObjectsMemory | None = None
-        self.last_result_at = 0.0
+        self.last_result_at = time.time()
         self.identity_due = start.identity_due
         self.seq = start.last_seq
-        self.inflight: asyncio.Task | None = None
+        self.inflight = None
         self.waiting: tuple[int, bytes, float] | None = None
         self.dropped = 0
         self.last_frame_at = time.time()
@@ -130,11 +199,10 @@ class ProctorConsumer(AsyncWebsocketConsumer):
 
         # A newer connection of the same attempt replaces older ones (a reload, or a network drop the old socket
         # has not noticed yet): tell them before joining, so this one is not told about itself.
-        await self.channel_layer.group_send(
-            attempt_group(start.attempt_id), {"type": "proctor.replaced", "channel": self.channel_name}
+        await self._layer(
+            "group_send", attempt_group(start.attempt_id), {"type": "proctor.replaced", "channel": self.channel_name}
         )
-        await self.channel_layer.group_add(attempt_group(start.attempt_id), self.channel_name)
-        await self.accept()
+        await self._layer("group_add", attempt_group(start.attempt_id), self.channel_name)
         ready: ReadyEvent = {
             "event": "READY",
             "session_id": start.session_id,
@@ -146,12 +214,25 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.watchdog = asyncio.create_task(self._watch_stalls())
         await self._monitor(connection="connected")
 
+    async def _layer(self, method: str, *args: Any) -> None:
+        """A channel-layer call, retried on a broken connection: after a Redis restart the first command on each
+        pooled connection fails, and the retry gets a fresh one."""
+        for delay in (*LAYER_RETRY_DELAYS_S, None):
+            try:
+                await getattr(self.channel_layer, method)(*args)
+                return
+            except LAYER_ERRORS:
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
     async def disconnect(self, code: int) -> None:
-        if self.start is None:
+        if self.start is None or self.disconnected:
             return
+        self.disconnected = True
         self.closing = True
         self.pool.leave(self.channel_name)
-        if getattr(self, "watchdog", None) is not None:
+        if self.watchdog is not None:
             self.watchdog.cancel()
         await self.channel_layer.group_discard(attempt_group(self.start.attempt_id), self.channel_name)
         if self.inflight is not None:
@@ -300,13 +381,9 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         if len(text) > MAX_TEXT_BYTES:
             await self._error("That message is too long.")
             return
-        try:
-            message = json.loads(text)
-        except ValueError:
-            await self._error("Messages must be JSON objects.")
-            return
-        if not isinstance(message, dict):
-            await self._error("Messages must be JSON objects.")
+        message = parse_message(text)
+        if message is None:
+            await self._error("Messages must be JSON objects, nested at most 16 deep.")
             return
         kind = message.get("type")
         if kind == "ping":
@@ -316,13 +393,32 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             if signal not in BrowserSignal.Kind.values:
                 await self._error(f"Unknown signal; expected one of: {', '.join(BrowserSignal.Kind.values)}.")
                 return
-            await db_call(session_record_signal)(session_id=self.start.session_id, kind=signal)
+            if not await self._record_signal(signal):
+                await self._error("Your browser's note could not be saved just now. Nothing is counted against you.")
+                return
             await self._monitor(connection="connected", signal=signal)
         elif kind == "end":
             await db_call(session_end)(session_id=self.start.session_id, reason="client_end")
             await self._ended("client_end")
         else:
             await self._error("Unknown message type; expected signal, ping or end.")
+
+    async def _record_signal(self, signal: str) -> bool:
+        """Record a browser signal, holding it through a short database outage (retries over about 7 s): a
+        `tab_hidden` that arrives while the database restarts used to close the socket with 1011 and be lost."""
+        for delay in (*SIGNAL_RETRY_DELAYS_S, None):
+            try:
+                await db_call(session_record_signal)(session_id=self.start.session_id, kind=signal)
+                return True
+            except DatabaseError:
+                if delay is None or self.closing:
+                    log.error("proctoring: signal %s of session %s lost: the database stayed unavailable", signal,
+                              self.start.session_id, exc_info=True)  # fmt: skip
+                    return False
+                log.warning("proctoring: signal %s of session %s held: the database is unavailable", signal,
+                            self.start.session_id)  # fmt: skip
+                await asyncio.sleep(delay)
+        return False
 
     def _take_token(self) -> bool:
         now = time.monotonic()
@@ -345,11 +441,18 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 last_frame_at=self.last_frame_at, now=time.time(), settings=self.settings, interval_ms=self.pace_ms
             ):
                 self.stalled = True
-                await db_call(session_note_stream)(
-                    session_id=self.start.session_id,
-                    kind=StreamEvent.Kind.STALLED,
-                    details={"since": self.last_frame_at},
-                )
+                try:
+                    await db_call(session_note_stream)(
+                        session_id=self.start.session_id,
+                        kind=StreamEvent.Kind.STALLED,
+                        details={"since": self.last_frame_at},
+                    )
+                except Exception:  # noqa: BLE001 - a database outage must not end the watchdog: retry next tick
+                    log.warning("proctoring: could not record a stall for session %s", self.start.session_id,
+                                exc_info=True)  # fmt: skip
+                    self.stalled = False
+                    await asyncio.sleep(1.0)
+                    continue
                 await self.send_json({"event": "STREAM_STALLED", "message": rules.MESSAGES["STREAM_STALLED"]})
                 await self._monitor(connection="stalled")
 

@@ -17,7 +17,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exams.models import Exam
-from proctoring.consumers import attempt_group, monitor_group
+from examsite.websocket import SurvivesLayerOutage
+from proctoring.consumers import attempt_group, monitor_group, parse_message
 from proctoring.selectors_review import exam_active_sessions
 from proctoring.services.review import ReviewError, instructor_message_create, user_can_review_exam
 
@@ -39,7 +40,7 @@ def _exam_if_allowed(exam_id: int, user: Any) -> Exam | None:
     return exam
 
 
-class MonitorConsumer(AsyncJsonWebsocketConsumer):
+class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
     exam_id: int | None = None
 
     async def connect(self) -> None:
@@ -72,16 +73,15 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
     async def decode_json(cls, text_data: str) -> Any:
         if len(text_data) > MAX_TEXT_BYTES:
             return None
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
+        return parse_message(text_data)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if self.exam_id is None:
             return
         if not isinstance(content, dict):
-            await self.send_json({"event": "ERROR", "message": "Messages must be JSON objects."})
+            await self.send_json(
+                {"event": "ERROR", "message": "Messages must be JSON objects, nested at most 16 deep."}
+            )
             return
         if content.get("type") == "ping":
             await self.send_json({"event": "PONG"})

@@ -11,13 +11,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from examsite.celery import app
-from proctoring.pool.base import analyze_job, worker_init
+from proctoring.pool.base import analyze_job, worker_process_start
 
 
 @worker_process_init.connect
 def _load_models(**_: Any) -> None:
-    # Each prefork child loads the models once, before its first frame.
-    worker_init(settings.MODEL_PACK, settings.INFERENCE_THREADS)
+    # Each prefork child loads the models once, before its first frame, and dies with the Celery master.
+    worker_process_start(settings.MODEL_PACK, settings.INFERENCE_THREADS)
 
 
 @app.task(

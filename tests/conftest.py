@@ -9,8 +9,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.conf import settings
 
 REQUIRE_SERVICES = os.getenv("REQUIRE_SERVICES", "") in ("1", "true", "yes")
+# No housekeeping thread in the test process (it imports the ASGI app) nor in the servers tests start: it would touch
+# the database behind the tests' backs. tests/test_housekeeping.py turns it on for its own server.
+os.environ["HOUSEKEEPING"] = "off"
+if settings.configured:  # pytest-django may have read the settings already
+    settings.HOUSEKEEPING = "off"
 
 
 def service_missing(reason: str) -> None:
@@ -27,3 +33,10 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+def sign_in(client, username: str, password: str) -> bool:
+    """Sign in through the real login form, as a browser does (and through django-axes' throttle, which refuses
+    Django's test-client `login()`: it needs the request to count attempts). True when the form let them in."""
+    response = client.post("/accounts/login/", {"username": username, "password": password})
+    return response.status_code == 302

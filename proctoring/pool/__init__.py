@@ -8,6 +8,7 @@ The consumer gets the process-wide pool from ``get_pool()``; tests swap it with 
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 from django.conf import settings
@@ -45,6 +46,10 @@ def get_pool() -> InferencePool:
     with _lock:
         if _pool is None:
             _pool = build_pool()
+            # Stop the workers while the interpreter is still whole: left to interpreter teardown, the executor's
+            # callbacks ran after their modules were cleared, and every server stop (Ctrl-C on `make demo`)
+            # printed a traceback.
+            atexit.register(_pool.close)
         return _pool
 
 

@@ -13,11 +13,14 @@ import collections
 import importlib
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
+from proctoring.vision.frames import fit_within
 from proctoring.vision.types import DetectedObject, EnrolledFace, Pose
 
 log = logging.getLogger(__name__)
@@ -97,8 +100,8 @@ class FrameJob:
     deadline: float = 0.0
     want_thumbnail: bool = False
     pack: str | None = None
-    # When the session last got a result (epoch seconds): under overload the pool serves the longest-waiting
-    # session first and sheds the most recently served one, so no student starves.
+    # When the session last got a result, or connected if it has had none (epoch seconds): under overload the pool
+    # serves the longest-waiting session first and sheds the most recently served one, so no student starves.
     priority: float = 0.0
     objects_memory: ObjectsMemory | None = None
 
@@ -174,6 +177,41 @@ class AnalysisResult:
 
 _analyzer: Any = None
 _analyzer_error: str | None = None
+
+
+PARENT_WATCH_EVERY_S = 1.0
+
+
+def watch_parent(parent_pid: int, *, every_s: float = PARENT_WATCH_EVERY_S) -> threading.Thread:
+    """Exit this worker process when its parent is gone (a `kill -9` of daphne or of the Celery master).
+
+    A worker holds 350-650 MB of models; orphaned, it would hold them for ever. Linux's parent-death signal
+    (PR_SET_PDEATHSIG) does not fit: it fires when the *thread* that spawned the worker exits, and the local pool
+    spawns its workers from a short-lived warm-up thread. So a daemon thread polls the parent pid instead: an
+    orphan is re-parented (to init or a subreaper), which changes os.getppid().
+    """
+
+    def run() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent_pid:
+                log.warning("inference worker %s: parent %s is gone, exiting", os.getpid(), parent_pid)
+                os._exit(0)
+
+    thread = threading.Thread(target=run, daemon=True, name="parent-watch")
+    thread.start()
+    return thread
+
+
+def worker_process_start(pack: str | None = None, threads: int = 1, analyzer_path: str | None = None) -> None:
+    """The initializer of a dedicated worker process (the local pool's, a Celery prefork child): it dies with its
+    parent, then loads the models. Never called in a process that merely analyses a frame itself.
+
+    Ctrl-C reaches every process of the terminal's process group: the parent stops its workers in order (atexit in
+    proctoring.pool), so a worker ignores SIGINT instead of dying mid-frame with a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(os.getppid())
+    worker_init(pack, threads, analyzer_path)
 
 
 def worker_init(pack: str | None = None, threads: int = 1, analyzer_path: str | None = None) -> None:
@@ -271,9 +309,10 @@ def make_thumbnail(image: Any) -> str | None:
     import cv2
 
     height, width = image.shape[:2]
-    if width <= 0:
+    if width <= 0 or height <= 0:
         return None
-    small = cv2.resize(image, (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width))))
+    # Bounded on both sides: the decoder already refuses absurd shapes, and this stays small whatever it is given.
+    small = cv2.resize(image, fit_within(width, height, THUMBNAIL_WIDTH, THUMBNAIL_WIDTH))
     for quality in (70, 50, 30):
         ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok and len(buf) <= THUMBNAIL_MAX_BYTES:

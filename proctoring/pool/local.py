@@ -29,7 +29,7 @@ import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
+from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, worker_process_start
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class LocalPool(InferencePool):
                 executor = ProcessPoolExecutor(
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=worker_init,
+                    initializer=worker_process_start,
                     initargs=(self.pack, self.threads, self.analyzer_path),
                 )
                 ready = threading.Event()
@@ -186,7 +186,7 @@ class LocalPool(InferencePool):
         """Why a waiting frame must be shed now, or None: past the wait budget, or past its deadline (a newer frame
         of that student is on its way). A frame protected by the 6 s rule is never shed: its student's next frame
         cannot reach the pool before this one is answered (latest-frame-wins), so shedding it would only lengthen
-        the gap. At a room's connect burst those are the first frames of every student."""
+        the gap. A student who has had no result yet waits from the connect (the job's priority)."""
         if entry.protected:
             return None
         if now - entry.arrived > WAIT_BUDGET_S:

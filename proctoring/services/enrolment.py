@@ -20,6 +20,7 @@ from django.db import transaction
 
 from proctoring.models import FaceTemplate
 from proctoring.vision.base import l2_normalise
+from proctoring.vision.frames import fit_within
 from proctoring.vision.types import Box, Pose
 
 # Quality limits. Face size: below ~80 px across, the 112x112 embedding crop is upsampled and loses identity
@@ -85,7 +86,7 @@ def face_quality(*, image: np.ndarray, box: Box) -> dict[str, float]:
     if crop.size == 0:
         return {"brightness": 0.0, "sharpness": 0.0, "face_px": 0.0}
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    small = cv2.resize(grey, (112, max(1, round(112 * grey.shape[0] / grey.shape[1]))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(grey, fit_within(grey.shape[1], grey.shape[0], 112, 112), interpolation=cv2.INTER_AREA)
     return {
         "brightness": round(float(grey.mean()), 1),
         "sharpness": round(float(cv2.Laplacian(small, cv2.CV_64F).var()), 1),

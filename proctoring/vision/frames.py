@@ -4,8 +4,9 @@ Every frame comes from a browser we do not control, so the checks run cheapest f
 
 1. the byte length (free);
 2. the format, from the magic bytes (free): JPEG, PNG and WebP only;
-3. the pixel count, from the header via Pillow's lazy ``open`` (reads a few hundred bytes), BEFORE any pixel is
-   decoded, so a 20000x20000 PNG header costs microseconds instead of 1.2 GB;
+3. the pixel count, each side and the aspect ratio, from the header via Pillow's lazy ``open`` (reads a few hundred
+   bytes), BEFORE any pixel is decoded, so a 20000x20000 PNG header costs microseconds instead of 1.2 GB, and a
+   1x16384 JPEG (4.7 KB, few pixels) never reaches code that scales images by one side;
 4. the full decode, where a truncated or garbled file raises and becomes ``corrupt``.
 """
 
@@ -16,7 +17,11 @@ import warnings
 
 import numpy as np
 
-REASONS = ("empty", "too_large", "too_many_pixels", "unsupported_format", "corrupt")
+REASONS = ("empty", "too_large", "too_many_pixels", "bad_shape", "unsupported_format", "corrupt")
+
+# No camera, phone photo or scanned ID is longer than 4 times its width (a phone portrait is 16:9, about 1.8).
+MAX_ASPECT = 4.0
+MAX_SIDE = 8192
 
 
 class FrameError(ValueError):
@@ -39,7 +44,25 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_frame(data: bytes, *, max_bytes: int = 2_000_000, max_pixels: int = 4096 * 4096) -> np.ndarray:
+def fit_within(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The size of a width x height image scaled (keeping its aspect ratio) to fit inside box_width x box_height.
+
+    Every derived image (thumbnails, crops scaled for a measure) goes through this, never "scale to a width": a
+    width-only scale of a 1x16384 frame is 160x2.6M pixels."""
+    if width <= 0 or height <= 0:
+        return 1, 1
+    scale = min(box_width / width, box_height / height)
+    return max(1, min(box_width, round(width * scale))), max(1, min(box_height, round(height * scale)))
+
+
+def decode_frame(
+    data: bytes,
+    *,
+    max_bytes: int = 2_000_000,
+    max_pixels: int = 4096 * 4096,
+    max_side: int = MAX_SIDE,
+    max_aspect: float = MAX_ASPECT,
+) -> np.ndarray:
     """Bytes of a JPEG, PNG or WebP image -> BGR uint8 array (H, W, 3). Raises FrameError."""
     from PIL import Image, ImageOps
 
@@ -72,6 +95,12 @@ def decode_frame(data: bytes, *, max_bytes: int = 2_000_000, max_pixels: int = 4
                 raise FrameError(
                     "too_many_pixels",
                     f"The image is {width}x{height} pixels; the limit is {max_pixels:,} pixels. Send a smaller one.",
+                )
+            if max(width, height) > max_side or max(width, height) > max_aspect * min(width, height):
+                raise FrameError(
+                    "bad_shape",
+                    f"The image is {width}x{height} pixels, which no camera takes. Send a normal photo, at most "
+                    f"{max_side} pixels a side and at most {max_aspect:g} times as long as it is wide.",
                 )
             image.load()
             if fmt == "JPEG":

@@ -178,6 +178,9 @@ function onClose(event) {
   if (event.code === 4429) {
     notify("CONNECTION_BUSY", "This exam is open in too many tabs. Please close the others; we will retry.");
   }
+  if (event.code === 4503) {
+    notify("CONNECTION_BUSY", "The proctoring server is briefly unavailable. Keep working; we will reconnect.");
+  }
   scheduleReconnect();
 }
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from tests.conftest import sign_in
 from tests.factories import (
     DEFAULT_PASSWORD,
     AdminFactory,
@@ -30,8 +31,8 @@ def test_every_user_can_log_in_with_the_default_or_a_given_password(client):
     UserFactory(username="alice")
     UserFactory(username="bob", password="bobs-own-pass")
 
-    assert client.login(username="alice", password=DEFAULT_PASSWORD)
-    assert client.login(username="bob", password="bobs-own-pass")
+    assert sign_in(client, "alice", DEFAULT_PASSWORD)
+    assert sign_in(client, "bob", "bobs-own-pass")
 
 
 def test_exam_factories_build_an_open_published_exam_with_an_enrolled_student():

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import User
 from accounts.services import role_access, user_create, user_role_set
+from tests.conftest import sign_in
 from tests.factories import InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def test_a_user_created_without_password_cannot_log_in(client):
 
     charlie = User.objects.get(username="charlie")
     assert not charlie.has_usable_password()
-    assert not client.login(username="charlie", password="")
+    assert not sign_in(client, "charlie", "")
 
 
 def test_user_create_refuses_an_unknown_role_and_a_taken_username():

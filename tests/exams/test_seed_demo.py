@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from exams.models import Attempt, Choice, Enrollment, Exam, Question
+from tests.conftest import sign_in
 from tests.factories import proctoring_ready
 
 
@@ -39,7 +40,7 @@ def test_it_creates_the_demo_users_and_an_open_exam(db, client):
     assert exam.opens_at < now < exam.closes_at
     assert set(exam.questions.values_list("kind", flat=True)) == set(Question.Kind.values)
     assert set(exam.enrollments.values_list("student__username", flat=True)) == {"student1", "student2", "student3"}
-    assert client.login(username="student1", password="s3cret-demo")
+    assert sign_in(client, "student1", "s3cret-demo")
 
 
 def test_running_it_twice_changes_nothing(db):
@@ -61,7 +62,7 @@ def test_a_second_run_reopens_a_demo_exam_whose_window_has_closed(db):
 
 def test_the_demo_exam_can_be_started_by_student1(db, client):
     _seed()
-    client.login(username="student1", password="demo-pass-123")
+    assert sign_in(client, "student1", "demo-pass-123")
     exam = Exam.objects.get(title="Demo exam")
     assert exam.proctoring_enabled
     # The demo exam is proctored: student1 first consents and enrols, as the README's walkthrough says.
@@ -72,7 +73,7 @@ def test_the_demo_exam_can_be_started_by_student1(db, client):
 
 def test_student1_is_sent_to_consent_before_the_demo_exam_starts(db, client):
     _seed()
-    client.login(username="student1", password="demo-pass-123")
+    assert sign_in(client, "student1", "demo-pass-123")
     exam = Exam.objects.get(title="Demo exam")
     response = client.post(f"/exams/{exam.id}/start/")
     assert response["Location"] == f"/proctoring/consent/?next=%2Fexams%2F{exam.id}%2F"

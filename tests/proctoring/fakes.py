@@ -50,6 +50,9 @@ class ScriptedAnalyzer:
     def load(self) -> None:
         ScriptedAnalyzer.loads += 1
 
+    def scene(self, image: np.ndarray) -> str:
+        return scene_of(image)
+
     def analyze(
         self,
         image: np.ndarray,
@@ -57,7 +60,7 @@ class ScriptedAnalyzer:
         enrolled: EnrolledFace | None = None,
         objects: frozenset[str] = frozenset({"cell phone"}),
     ) -> Observation:
-        scene = scene_of(image)
+        scene = self.scene(image)
         h, w = image.shape[:2]
         one = (Face(box=(10.0, 10.0, 40.0, 40.0), score=0.97),)
         identity = Identity(similarity=0.82, threshold=0.4, match=True) if enrolled is not None else None
@@ -91,3 +94,15 @@ class ScriptedAnalyzer:
 
 def scripted_analyzer(pack: str | None = None, *, threads: int | None = None) -> ScriptedAnalyzer:
     return ScriptedAnalyzer()
+
+
+class SteadyAnalyzer(ScriptedAnalyzer):
+    """Every frame shows alice alone, whatever its colours: for fuzzing, where a garbled but decodable frame must
+    not read as the scripted "slow" or "crash" scene."""
+
+    def scene(self, image: np.ndarray) -> str:
+        return "alice"
+
+
+def steady_analyzer(pack: str | None = None, *, threads: int | None = None) -> SteadyAnalyzer:
+    return SteadyAnalyzer()

@@ -16,6 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -186,6 +187,20 @@ async def test_a_reconnect_storm_is_refused_with_4429(alice):
     assert await refusal_code(alice, attempt.pk) == 4429
 
 
+@pytest.mark.parametrize("path", ["/ws/proctor/abc/", "/ws/nowhere/", "/ws/proctor/1/extra/"])
+async def test_an_unknown_websocket_path_is_refused_cleanly_with_4404(alice, path):
+    # It was HTTP 500 and a traceback ("No route found for path").
+    cookie = await sync_to_async(cookie_for)(alice)
+    socket = WebsocketCommunicator(
+        application, path, headers=[(b"origin", b"http://testserver"), (b"cookie", f"sessionid={cookie}".encode())]
+    )
+    connected, _ = await socket.connect()
+    assert connected
+    message = await socket.receive_output(timeout=5)
+    assert message == {"type": "websocket.close", "code": 4404}
+    assert await db(ProctoringSession.objects.count)() == 0
+
+
 async def test_it_refuses_a_handshake_from_another_origin(alice):
     attempt = await db(sitting)(alice)
     socket = await open_socket(alice, attempt.pk, origin=b"https://evil.example")
@@ -334,6 +349,86 @@ async def test_bad_text_messages_get_a_clear_error(alice):
         event = await socket.receive_json_from()
         assert event["event"] == "ERROR" and event["message"]
     await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 2000 + "]" * 2000, '{"a":' * 600 + "1" + "}" * 600, '{"a":' * 17 + "1" + "}" * 17]
+)
+async def test_deeply_nested_json_gets_an_error_and_the_socket_is_kept(alice, text):
+    # "[" * 2000 + "]" * 2000 raised RecursionError out of the consumer: closed with 1011, no disconnect recorded.
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    await socket.send_to(text_data=text)
+    event = await socket.receive_json_from(timeout=5)
+    assert event["event"] == "ERROR" and "16 deep" in event["message"]
+    assert "ATTENTION_UPDATE" in names(await show(socket, "alice"))  # the socket is kept, and still answers
+    await socket.disconnect()
+
+
+async def test_an_unexpected_error_in_a_handler_records_the_disconnect_and_stops_the_watchdog(alice, monkeypatch):
+    from proctoring.consumers import ProctorConsumer
+
+    attempt = await db(sitting)(alice, frame_interval_ms=100, stall_after=2)
+    socket, _ = await join(alice, attempt.pk)
+
+    async def boom(self, text):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(ProctorConsumer, "_on_text", boom)
+    await socket.send_to(text_data='{"type": "ping"}')
+    with pytest.raises(RuntimeError):
+        await socket.receive_output(timeout=5)
+    await asyncio.sleep(1.0)  # the stall would have fallen due after 0.2 s with no frames
+    kinds = await db(lambda: list(StreamEvent.objects.values_list("kind", flat=True).order_by("id")))()
+    assert "stalled" not in kinds
+    assert kinds[-1] == "disconnected"
+
+
+async def test_the_stall_watchdog_survives_a_database_failure_and_reports_later(alice, monkeypatch):
+    from proctoring import consumers
+
+    attempt = await db(sitting)(alice, frame_interval_ms=100, stall_after=2)
+    real = consumers.session_note_stream
+    failures = []
+
+    def outage_once(**kwargs):
+        if not failures:
+            failures.append(kwargs)
+            raise OperationalError("the database went away")
+        return real(**kwargs)
+
+    monkeypatch.setattr(consumers, "session_note_stream", outage_once)
+    socket, _ = await join(alice, attempt.pk)
+    event = await socket.receive_json_from(timeout=5)
+    assert event["event"] == "STREAM_STALLED" and failures
+    kinds = await db(lambda: list(StreamEvent.objects.values_list("kind", flat=True).order_by("id")))()
+    assert kinds.count("stalled") == 1
+    await socket.disconnect()
+
+
+async def test_fuzzed_frames_and_json_each_get_an_answer_and_the_socket_stays_open(alice):
+    # Seeded (FUZZ_SEED): 300 fuzzed frames from tests/proctoring/test_fuzz.py, and hostile text between them.
+    import random
+
+    from tests.proctoring.test_fuzz import SEED, generate
+
+    worker_init(analyzer_path="tests.proctoring.fakes:steady_analyzer")  # a garbled frame never reads as "crash"
+    rng = random.Random(SEED)
+    texts = ["[" * 2000 + "]" * 2000, '{"a":' * 600 + "1" + "}" * 600, "x" * 5000, '{"type": "signal"}', "\u0000"]
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    for i, (kind, data) in enumerate(generate(rng, 300)):
+        if i % 10 == 0:
+            await socket.send_to(text_data=rng.choice(texts))
+            assert (await socket.receive_json_from(timeout=5))["event"] == "ERROR"
+        await socket.send_to(bytes_data=data or b"\0")  # the test communicator cannot send an empty message
+        events = await until(socket, ANALYSED | {"FRAME_REJECTED"})
+        assert events[-1]["event"] in ("ATTENTION_UPDATE", "FRAME_REJECTED"), (SEED, i, kind, events)
+        await asyncio.sleep(0.1)  # within the text-message budget (5 a second)
+    assert "ATTENTION_UPDATE" in names(await show(socket, "alice"))
+    await socket.disconnect()
+    session = await db(ProctoringSession.objects.get)()
+    assert session.server_errors == 0
 
 
 async def test_frames_sent_faster_than_acknowledged_are_dropped_not_queued(alice, inline_pool):

@@ -246,3 +246,67 @@ async def test_a_worker_killed_mid_frame_is_a_server_error_and_the_pool_recovers
         assert set(scripted.worker_pids()).isdisjoint(pids)
     finally:
         scripted.pool.timeout_s = 60.0
+
+
+# --- Workers die with their parent ----------------------------------------------------------------------------------
+
+LOCAL_PARENT = """
+import sys, time
+from proctoring.pool.local import LocalPool
+pool = LocalPool(workers=2, analyzer_path=sys.argv[1])
+pool.start()
+print(" ".join(map(str, pool.worker_pids())), flush=True)
+time.sleep(600)
+"""
+
+
+def gone_within(pids: list[int], seconds: float) -> list[int]:
+    """The pids still alive (and not zombies) after waiting up to `seconds` for all of them to exit."""
+    end = time.monotonic() + seconds
+    alive = pids
+    while time.monotonic() < end:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return []
+        time.sleep(0.2)
+    return alive
+
+
+def test_kill_9_of_the_server_takes_its_inference_workers_with_it():
+    # kill -9 of daphne used to leave its workers running as orphans, about 350 MB each, for minutes or for ever.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", LOCAL_PARENT, SCRIPTED], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    pids: list[int] = []
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+        parent.kill()
+        parent.wait()
+        assert gone_within(pids, 5.0) == []
+    finally:
+        parent.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_kill_9_of_the_celery_master_takes_its_prefork_children_with_it():
+    redis_or_skip()
+    worker = CeleryWorker(SCRIPTED)
+    pids: list[int] = []
+    try:
+        end = time.monotonic() + 60
+        while not worker.children() and time.monotonic() < end:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the child has run worker_process_init
+        pids = worker.children()
+        assert pids, worker.log_tail()
+        worker.process.kill()
+        worker.process.wait()
+        assert gone_within(pids, 5.0) == [], worker.log_tail()
+    finally:
+        worker.process.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -169,6 +169,12 @@ async def test_messages_to_other_exams_finished_attempts_or_garbage_are_refused(
         assert reply["event"] == "ERROR" and text in reply["message"], (payload, reply)
     await monitor.send_to(text_data="not json")
     assert (await monitor.receive_json_from(timeout=5))["event"] == "ERROR"
+    # Deep nesting raised RecursionError out of the monitor socket (1011); now it is an ERROR and the socket stays.
+    for hostile in ("[" * 2000 + "]" * 2000, '{"a":' * 600 + "1" + "}" * 600, "x" * 50_000, "\u0000", "[]", "1e999"):
+        await monitor.send_to(text_data=hostile)
+        assert "16 deep" in (await monitor.receive_json_from(timeout=5))["message"], hostile[:20]
+    await monitor.send_json_to({"type": "ping"})
+    assert (await monitor.receive_json_from(timeout=5))["event"] == "PONG"
     assert not await db(InstructorMessage.objects.exists)()
     await monitor.disconnect()
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from proctoring.vision.frames import FrameError, decode_frame
+from proctoring.vision.frames import FrameError, decode_frame, fit_within
 
 
 def encode(rgb: np.ndarray, fmt: str, **kwargs) -> bytes:
@@ -124,3 +124,53 @@ def test_a_non_bytes_argument_is_refused():
     with pytest.raises(FrameError) as err:
         decode_frame("not bytes")  # type: ignore[arg-type]
     assert err.value.reason == "unsupported_format"
+
+
+@pytest.mark.parametrize("size", [(1, 16384), (2, 65500), (16384, 1), (400, 1700), (4096, 8193 // 2 * 2 + 2)])
+def test_an_absurd_shape_is_refused_from_the_header_before_decoding(size):
+    # A 1x16384 JPEG is 4.7 KB and few pixels, so the pixel cap let it through; scaled to a 160 px wide thumbnail it
+    # became 160x2.6M pixels and raised the worker from 347 MB to 1.5 GB. No camera takes such a picture.
+    data = encode(np.zeros((size[1], size[0], 3), dtype=np.uint8), "JPEG")
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(FrameError) as err:
+        decode_frame(data, max_pixels=10**9)
+    elapsed = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert err.value.reason == "bad_shape"
+    assert f"{size[0]}x{size[1]}" in err.value.message
+    assert peak < 5_000_000 and elapsed < 0.5
+
+
+@pytest.mark.parametrize("size", [(640, 480), (480, 640), (1080, 1920), (1920, 1080), (1600, 400)])
+def test_camera_and_phone_shapes_are_accepted(size):
+    image = decode_frame(encode(np.zeros((size[1], size[0], 3), dtype=np.uint8), "JPEG"))
+    assert image.shape == (size[1], size[0], 3)
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "expected"),
+    [
+        ((640, 480), (160, 160), (160, 120)),
+        ((480, 640), (160, 160), (120, 160)),
+        ((1, 16384), (160, 160), (1, 160)),
+        ((16384, 1), (112, 112), (112, 1)),
+        ((0, 10), (160, 160), (1, 1)),
+    ],
+)
+def test_every_derived_image_fits_its_box_whatever_the_source_shape(size, box, expected):
+    assert fit_within(*size, *box) == expected
+
+
+def test_a_thumbnail_of_any_shape_stays_small():
+    import base64
+
+    import cv2
+
+    from proctoring.pool.base import make_thumbnail
+
+    for height, width in ((16384, 1), (1, 16384), (480, 640), (3000, 3000)):
+        data = make_thumbnail(np.full((height, width, 3), 128, dtype=np.uint8))
+        thumb = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+        assert max(thumb.shape[:2]) <= 160

@@ -1,0 +1,28 @@
+"""Site-wide HTTP middleware."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+
+class PrivatePagesMiddleware:
+    """Every page served to a signed-in user is `no-store`: review pages, evidence, flags and exam pages carry
+    personal data, and must not stay in a shared machine's browser cache or in a proxy. Static files never reach
+    this (WhiteNoise answers them first), and a view that set its own Cache-Control keeps it, made private."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            if response.has_header("Cache-Control"):
+                patch_cache_control(response, private=True, no_store=True)
+            else:
+                add_never_cache_headers(response)
+                patch_cache_control(response, private=True)
+        return response

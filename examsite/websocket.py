@@ -1,0 +1,92 @@
+"""ASGI middleware for the WebSocket stack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
+from django.db import DatabaseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+# "Try again later" (RFC 6455 has 1013 for it, but daphne lets an application close only with 1000 or 3000-4999);
+# docs/protocol.md lists it with the refusal codes.
+TRY_AGAIN_LATER = 4503
+# What a channel layer on Redis raises when Redis restarts or is gone (redis-py's errors are not OSErrors).
+LAYER_ERRORS = (OSError, RedisConnectionError, RedisTimeoutError)
+LAYER_RETRY_S = 1.0
+
+
+class SurvivesLayerOutage:
+    """A consumer whose socket outlives a channel-layer outage (a Redis restart).
+
+    Channels' consumer polls the channel layer for the socket's group messages in the same loop as the client's
+    messages, and the first poll that fails ends the consumer: every student's socket closed the moment Redis went
+    away, even though the local pool and the database needed no Redis to go on checking frames. This is Channels'
+    AsyncConsumer.__call__ with one change: the poll waits out the outage and then resumes, on a fresh connection.
+    """
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = self._layer_receive
+            sources.append(self.channel_receive)
+        try:
+            await await_many_dispatch(sources, self.dispatch)
+        except StopConsumer:
+            pass
+
+    async def _layer_receive(self) -> dict:
+        failing = False
+        while True:
+            try:
+                message = await self.channel_layer.receive(self.channel_name)
+            except LAYER_ERRORS:
+                if not failing:
+                    log.warning("websocket: the channel layer is unavailable; %s waits for it", self.channel_name)
+                    failing = True
+                await asyncio.sleep(LAYER_RETRY_S)
+                continue
+            if failing:
+                log.info("websocket: the channel layer is back for %s", self.channel_name)
+            return message
+
+
+class HandshakeGuard:
+    """Turn a database outage during the handshake into a clean refusal: accept, then close with 4503.
+
+    Channels' AuthMiddleware reads the session and the user from the database before any consumer runs; during an
+    outage that raised out of the application, and daphne answered the handshake with a bare HTTP 500. After the
+    handshake the consumers handle outages themselves, so this only acts while nothing has been sent yet.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        answered = False
+
+        async def watched_send(message: dict) -> None:
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, watched_send)
+        except DatabaseError:
+            if answered:
+                raise
+            log.warning("websocket: the database is unavailable; %s refused with %s", scope.get("path"),
+                        TRY_AGAIN_LATER, exc_info=True)  # fmt: skip
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
