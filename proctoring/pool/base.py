@@ -193,24 +193,28 @@ def watch_parent(parent_pid: int, *, every_s: float = PARENT_WATCH_EVERY_S) -> t
 
     def run() -> None:
         while True:
-            time.sleep(every_s)
             if os.getppid() != parent_pid:
                 log.warning("inference worker %s: parent %s is gone, exiting", os.getpid(), parent_pid)
                 os._exit(0)
+            time.sleep(every_s)
 
     thread = threading.Thread(target=run, daemon=True, name="parent-watch")
     thread.start()
     return thread
 
 
-def worker_process_start(pack: str | None = None, threads: int = 1, analyzer_path: str | None = None) -> None:
+def worker_process_start(
+    pack: str | None = None, threads: int = 1, analyzer_path: str | None = None, parent_pid: int | None = None
+) -> None:
     """The initializer of a dedicated worker process (the local pool's, a Celery prefork child): it dies with its
     parent, then loads the models. Never called in a process that merely analyses a frame itself.
 
     Ctrl-C reaches every process of the terminal's process group: the parent stops its workers in order (atexit in
     proctoring.pool), so a worker ignores SIGINT instead of dying mid-frame with a KeyboardInterrupt traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(os.getppid())
+    # The parent's pid as the parent saw it: a worker still starting when the parent died would otherwise read its
+    # new parent (init) here and watch that for ever.
+    watch_parent(parent_pid or os.getppid())
     worker_init(pack, threads, analyzer_path)
 
 

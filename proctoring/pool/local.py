@@ -97,7 +97,7 @@ class LocalPool(InferencePool):
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=worker_process_start,
-                    initargs=(self.pack, self.threads, self.analyzer_path),
+                    initargs=(self.pack, self.threads, self.analyzer_path, os.getpid()),
                 )
                 ready = threading.Event()
                 self._executor, self._ready = executor, ready

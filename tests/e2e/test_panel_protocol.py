@@ -151,21 +151,21 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     server.send({"event": "PHONE_DETECTED", "flag_id": 42})
     item = page.wait_for_selector('#proctor-alerts li[data-event="PHONE_DETECTED"][data-flag-id="42"]')
     assert "A phone seems to be in view. Please put it away." in item.inner_text()
-    page.wait_for_function("document.getElementById('proctor-polite').textContent.includes('phone')")
+    page.wait_for_function("() => document.getElementById('proctor-polite').textContent.includes('phone')")
     server.send({"event": "MULTIPLE_FACES", "count": 2, "message": "We can see more than one face."})
     page.wait_for_selector('#proctor-alerts li[data-event="MULTIPLE_FACES"]')
     assert page.inner_text("#proctor-alerts li:first-child .alert-text") == "We can see more than one face."
 
     # 4. The attention meter shows the score with its label in text, not colour alone.
     server.send({"event": "ATTENTION_UPDATE", "score": 55, "label": "Distracted"})
-    page.wait_for_function("document.getElementById('proctor-attention').value === 55")
+    page.wait_for_function("() => document.getElementById('proctor-attention').value === 55")
     assert page.inner_text("#proctor-attention-label") == "Distracted (55 of 100)"
 
     # 5. An instructor's message is shown in its own box and announced assertively (issue 5).
     server.send({"event": "INSTRUCTOR_MESSAGE", "message": "Ten minutes left, please check your answers."})
     page.wait_for_selector("#proctor-instructor:not([hidden])")
     assert page.inner_text("#proctor-instructor-text") == "Ten minutes left, please check your answers."
-    page.wait_for_function("document.getElementById('proctor-assertive').textContent.includes('Ten minutes')")
+    page.wait_for_function("() => document.getElementById('proctor-assertive').textContent.includes('Ten minutes')")
 
     # 6. Browser integrity signals travel as JSON on the same socket.
     page.evaluate("document.dispatchEvent(new Event('paste'))")
@@ -181,7 +181,7 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     settle(page, lambda: {"type": "signal", "signal": "camera_stopped"} in server.texts())
     page.wait_for_selector("#proctor-camera-retry:not([hidden])")
     assert page.inner_text("#proctor-camera") == "Stopped"
-    page.wait_for_function("document.getElementById('proctor-assertive').textContent.includes('camera stopped')")
+    page.wait_for_function("() => document.getElementById('proctor-assertive').textContent.includes('camera stopped')")
     sent = len(server.frames())
     server.send({"event": "FRAME_ACK", "seq": 3})
     page.wait_for_timeout(3 * INTERVAL_MS)
@@ -196,7 +196,9 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     server.send(
         {"event": "READY", "session_id": 7, "resumed": True, "frame_interval_ms": INTERVAL_MS, "max_frame_bytes": 10**6}
     )
-    page.wait_for_function("document.getElementById('proctor-connection').textContent.includes('session continues')")
+    page.wait_for_function(
+        "() => document.getElementById('proctor-connection').textContent.includes('session continues')"
+    )
     settle(page, lambda: len(server.frames(1)) == 1)
 
     # 9. A final close code is explained and not retried; the exam page stays where it is, never ended by the panel.

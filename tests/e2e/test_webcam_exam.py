@@ -214,7 +214,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.wait_for_url(re.compile(r"/proctoring/enrol/"))
             page.click("#start")
             page.wait_for_function(
-                "document.getElementById('guidance').textContent.includes(\"couldn't find a face\")",
+                "() => document.getElementById('guidance').textContent.includes(\"couldn't find a face\")",
                 timeout=FIRST_EVENT_TIMEOUT_MS,
             )
             assert page.inner_text("#progress-text") == "0 of 5 good photos"
@@ -251,7 +251,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
             wait_for_event(phase, "AUTHORIZED", FIRST_EVENT_TIMEOUT_MS)
             page.wait_for_function(
-                "document.getElementById('proctor-attention-label').textContent.includes('of 100')",
+                "() => document.getElementById('proctor-attention-label').textContent.includes('of 100')",
                 timeout=EVENT_TIMEOUT_MS,
             )
             # A browser integrity signal, reported on the same stream.
