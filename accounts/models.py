@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from examsite.timezones import validate_time_zone
+
 
 class User(AbstractUser):
     """A person using the platform. The role decides which dashboard and which pages they get."""
@@ -13,6 +15,11 @@ class User(AbstractUser):
         ADMIN = "admin", "Admin"
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.STUDENT, db_index=True)
+    # An IANA zone ("Europe/Berlin"). Empty: the zone the browser reports (examsite.middleware.TimeZoneMiddleware).
+    time_zone = models.CharField(
+        max_length=64, blank=True, validators=[validate_time_zone],
+        help_text="Times are shown in this zone. Empty: the zone of the person's browser.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["username"]

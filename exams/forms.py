@@ -71,6 +71,10 @@ class ExamForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A typed time is read in the reader's zone (examsite.middleware.TimeZoneMiddleware); say which.
+        zone = timezone.get_current_timezone_name()
+        for name in ("opens_at", "closes_at"):
+            self.fields[name].help_text = f"In your time zone, {zone}. Students see their own local time too."
         if self.initial.get("sensitivity") == CUSTOM:
             self.fields["sensitivity"].choices = [
                 *SENSITIVITIES,

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from examsite.timezones import validate_time_zone
+
 
 class Exam(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_exams")
@@ -18,6 +20,8 @@ class Exam(models.Model):
     # which fills defaults for absent keys, so exams keep working as new checks are added.
     proctoring_enabled = models.BooleanField(default=True)
     proctoring_settings = models.JSONField(default=dict, blank=True)
+    # The zone its times were entered in (the instructor's): students see their own local time beside it.
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

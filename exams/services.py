@@ -353,7 +353,10 @@ def exam_create(
     max_attempts: int = 1,
     proctoring_enabled: bool = True,
     proctoring_settings: dict[str, Any] | None = None,
+    time_zone: str | None = None,
 ) -> Exam:
+    """Create an exam. `time_zone` is the zone its times were entered in (default: the active one, the
+    instructor's), shown to students beside their own local time."""
     if not (owner.is_instructor or owner.is_platform_admin):
         raise NotAllowed("Only instructors can create exams.")
     _check_exam_fields(
@@ -373,6 +376,7 @@ def exam_create(
         max_attempts=max_attempts,
         proctoring_enabled=proctoring_enabled,
         proctoring_settings=dict(proctoring_settings or {}),
+        time_zone=time_zone or timezone.get_current_timezone_name(),
         published=False,
     )
 
@@ -388,6 +392,7 @@ def exam_update(
     max_attempts: int = 1,
     proctoring_enabled: bool = True,
     proctoring_settings: dict[str, Any] | None = None,
+    time_zone: str | None = None,
 ) -> Exam:
     """Update an exam. Proctoring settings are merged over the stored ones, so keys this form doesn't know (set by
     the proctoring app or the admin) survive an edit."""
@@ -406,6 +411,7 @@ def exam_update(
     exam.max_attempts = max_attempts
     exam.proctoring_enabled = proctoring_enabled
     exam.proctoring_settings = {**(exam.proctoring_settings or {}), **(proctoring_settings or {})}
+    exam.time_zone = time_zone or timezone.get_current_timezone_name()
     exam.save()
     return exam
 

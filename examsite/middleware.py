@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+from examsite.timezones import zone_for
 
 
 class PrivatePagesMiddleware:
@@ -26,3 +30,19 @@ class PrivatePagesMiddleware:
                 add_never_cache_headers(response)
                 patch_cache_control(response, private=True)
         return response
+
+
+class TimeZoneMiddleware:
+    """Show every time in the reader's zone (examsite.timezones.zone_for): pages, forms (a time typed into a form is
+    read in that zone) and exports. `request.time_zone` names it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.time_zone = zone_for(request)
+        timezone.activate(zoneinfo.ZoneInfo(request.time_zone))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

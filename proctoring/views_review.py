@@ -9,6 +9,7 @@ input, calls one selector or service, and renders.
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -17,6 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
@@ -110,6 +112,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _local(moment: datetime | None) -> str:
+    return timezone.localtime(moment).isoformat() if moment else ""
+
+
 @login_required
 def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
     """CSV of the exam's attempts (scores and flag counts) or, with ?what=flags, one row per flag."""
@@ -121,6 +127,8 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="exam-{exam.pk}-{what}.csv"'
     response["Cache-Control"] = "private, no-store"
     writer = csv.writer(response)
+    # Times in the reader's zone, ISO 8601 with the offset, and the zone named on every row.
+    zone = timezone.get_current_timezone_name()
     if what == "attempts":
         writer.writerow(
             [
@@ -140,6 +148,7 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
                 "responses",
                 "priority",
                 "priority_label",
+                "time_zone",
             ]
         )
         for s in exam_attempt_summaries(exam=exam, sort="student"):
@@ -153,8 +162,8 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
                         a.student.get_full_name(),
                         a.number,
                         a.status,
-                        a.started_at.isoformat(),
-                        a.submitted_at.isoformat() if a.submitted_at else "",
+                        _local(a.started_at),
+                        _local(a.submitted_at),
                         "" if a.score is None else a.score,
                         a.max_score,
                         *[s.by_kind[k] for k in rules.CHECKS],
@@ -164,6 +173,7 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
                         s.responses,
                         round(s.priority, 2),
                         s.priority_label,
+                        zone,
                     ]
                 ]
             )
@@ -183,6 +193,7 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
                 "decided_by",
                 "note",
                 "student_response",
+                "time_zone",
             ]
         )
         for flag in exam_flags_for_export(exam=exam):
@@ -196,8 +207,8 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
                         flag.session.attempt_id,
                         flag.session.attempt.student.username,
                         flag.kind,
-                        flag.started_at.isoformat(),
-                        flag.ended_at.isoformat() if flag.ended_at else "",
+                        _local(flag.started_at),
+                        _local(flag.ended_at),
                         flag.confidence,
                         flag.threshold,
                         flag.model_version,
@@ -205,6 +216,7 @@ def exam_export(request: HttpRequest, exam_id: int) -> HttpResponse:
                         human[0].actor.username if human else "",
                         human[0].note if human else "",
                         responses[0].text if responses else "",
+                        zone,
                     ]
                 ]
             )

