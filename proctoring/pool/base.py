@@ -10,12 +10,14 @@ import abc
 import asyncio
 import base64
 import collections
+import contextlib
 import importlib
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -203,6 +205,22 @@ def watch_parent(parent_pid: int, *, every_s: float = PARENT_WATCH_EVERY_S) -> t
     return thread
 
 
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Around anything that may spawn a worker process (ProcessPoolExecutor.submit spawns in the calling thread):
+    SIGINT is blocked in this thread, so the new process starts with it blocked (the mask survives fork and exec).
+    A Ctrl-C that reaches the process group while a worker is still importing stays pending, and the worker drops
+    it in worker_process_start, instead of dying mid-import with a KeyboardInterrupt traceback."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def worker_process_start(
     pack: str | None = None, threads: int = 1, analyzer_path: str | None = None, parent_pid: int | None = None
 ) -> None:
@@ -212,6 +230,8 @@ def worker_process_start(
     Ctrl-C reaches every process of the terminal's process group: the parent stops its workers in order (atexit in
     proctoring.pool), so a worker ignores SIGINT instead of dying mid-frame with a KeyboardInterrupt traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by spawning(); now ignored instead
     # The parent's pid as the parent saw it: a worker still starting when the parent died would otherwise read its
     # new parent (init) here and watch that for ever.
     watch_parent(parent_pid or os.getppid())

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, worker_process_start
+from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, spawning, worker_process_start
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class LocalPool(InferencePool):
 
     def _warm(self, executor: ProcessPoolExecutor, ready: threading.Event) -> None:
         try:
-            futures = [executor.submit(os.getpid) for _ in range(self.workers * 2)]
+            with spawning():
+                futures = [executor.submit(os.getpid) for _ in range(self.workers * 2)]
             for future in futures:
                 future.result(timeout=300)
         except Exception:  # noqa: BLE001 - a broken pool is replaced on the next frame
@@ -239,11 +240,13 @@ class LocalPool(InferencePool):
                 job = dataclasses.replace(job, deadline=0.0)
             executor = self._ensure()
             try:
-                future = executor.submit(analyze_job, job)
+                with spawning():
+                    future = executor.submit(analyze_job, job)
             except (BrokenProcessPool, RuntimeError):
                 self._replace(executor, kill=False)
                 executor = self._ensure()
-                future = executor.submit(analyze_job, job)
+                with spawning():
+                    future = executor.submit(analyze_job, job)
             entry.dispatched = next(self._dispatch_order)
             self._dispatched[entry.job.job_id] = entry
             self._running += 1

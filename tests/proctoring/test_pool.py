@@ -310,3 +310,39 @@ def test_kill_9_of_the_celery_master_takes_its_prefork_children_with_it():
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+CTRL_C = """
+import os, signal, sys, time
+from proctoring.pool.local import LocalPool
+
+if __name__ == "__main__":
+    pool = LocalPool(workers=2, analyzer_path=sys.argv[1])
+    pool.start()  # ready once a worker answers: the other may still be importing
+    import atexit
+    atexit.register(pool.close)  # what proctoring.pool.get_pool registers
+    signal.signal(signal.SIGINT, lambda *a: sys.exit(0))  # daphne's reactor stops on SIGINT and returns
+    print(" ".join(map(str, pool.worker_pids())), flush=True)
+    os.killpg(os.getpgrp(), signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    time.sleep(5)
+"""
+
+
+def test_ctrl_c_stops_the_server_and_its_workers_without_a_traceback(tmp_path):
+    # `make demo` stopped with a KeyboardInterrupt traceback from every worker, and one from the executor's
+    # callbacks at interpreter teardown.
+    script = tmp_path / "serve.py"
+    script.write_text(CTRL_C)
+    done = subprocess.run(
+        [sys.executable, str(script), SCRIPTED],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+    pids = [int(p) for p in done.stdout.split()]
+    assert done.returncode == 0 and len(pids) == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert gone_within(pids, 5.0) == []
