@@ -22,6 +22,7 @@ from proctoring.vision.types import EnrolledFace, Pose
 # Photos from disk may be larger than webcam frames (an ID photo from a phone); the header check still runs first.
 FILE_MAX_BYTES = 25_000_000
 FILE_MAX_PIXELS = 50_000_000
+FILE_MAX_SIDE = 12_000  # a 50 Mpx 3:2 photo is 8660x5773; the aspect bound (4:1) still applies
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -30,7 +31,7 @@ def read_image(path: Path) -> np.ndarray:
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        return decode_frame(data, max_bytes=FILE_MAX_BYTES, max_pixels=FILE_MAX_PIXELS)
+        return decode_frame(data, max_bytes=FILE_MAX_BYTES, max_pixels=FILE_MAX_PIXELS, max_side=FILE_MAX_SIDE)
     except FrameError as exc:
         raise CommandError(f"{path}: {exc.message} ({exc.reason})") from exc
 
