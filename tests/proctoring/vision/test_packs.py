@@ -52,6 +52,11 @@ def test_the_default_pack_comes_from_registry_packages_only_with_pinned_checksum
         assert pf.source["version"]
         assert len(pf.source_sha256) == 64
         for out in pf.outputs():
+            if (pf.convert or {}).get("int8") and out.endswith((".xml", ".bin")):
+                # INT8 quantisation runs inference to correct biases, so its bytes may differ between CPUs: the
+                # install records their checksums (installed.json) and `models verify` checks against those.
+                assert pf.pinned(out) is None
+                continue
             assert pf.pinned(out) and len(pf.pinned(out)) == 64
     assert manifest.models["embedder"]["params"]["threshold"] > 0
     assert any("undocumented" in caveat for caveat in manifest.caveats)
