@@ -90,6 +90,7 @@ const CLOSE_MESSAGES = {
   4409: "This exam attempt is no longer in progress.",
   4412: "Your face enrolment needs to be done again before this exam.",
   4429: "Too many open connections for this exam. Please close other tabs with this exam and try again.",
+  4503: "The proctoring server is briefly unavailable. Please try the check again in a minute.",
 };
 
 function checkConnection() {
