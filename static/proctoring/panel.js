@@ -310,7 +310,9 @@ function flushSignals() {
 document.addEventListener("visibilitychange", () => signal(document.hidden ? "tab_hidden" : "tab_visible"));
 document.addEventListener("fullscreenchange", () => {
   const full = Boolean(document.fullscreenElement);
-  fullscreenButton.hidden = full;
+  // The button says what it will do now, and stays reachable by keyboard in full screen too.
+  fullscreenButton.textContent = full ? "Leave full screen" : "Use full screen";
+  fullscreenButton.setAttribute("aria-pressed", String(full));
   signal(full ? "fullscreen_enter" : "fullscreen_exit");
 });
 document.addEventListener("paste", () => signal("paste"));
@@ -319,6 +321,10 @@ window.addEventListener("online", () => {
 });
 
 fullscreenButton.addEventListener("click", () => {
+  if (document.fullscreenElement) {
+    document.exitFullscreen().catch(() => {});
+    return;
+  }
   document.documentElement.requestFullscreen().catch(() => {
     notify("FULLSCREEN", "Full screen is not available in this browser. You can carry on without it.");
   });

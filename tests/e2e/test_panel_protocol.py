@@ -173,6 +173,19 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     assert {"type": "signal", "signal": "camera_started"} in server.texts()
     page.screenshot(path=str(ARTIFACTS / "panel-protocol.png"), full_page=True)
 
+    # 6b. "Use full screen" says what it will do: in full screen it reads "Leave full screen", and leaves it.
+    button = page.locator("#proctor-fullscreen")
+    assert button.inner_text() == "Use full screen"
+    button.click()
+    page.wait_for_function("() => document.fullscreenElement !== null")
+    settle(page, lambda: {"type": "signal", "signal": "fullscreen_enter"} in server.texts())
+    assert button.inner_text() == "Leave full screen" and button.is_visible()
+    assert button.get_attribute("aria-pressed") == "true"
+    button.click()
+    page.wait_for_function("() => document.fullscreenElement === null")
+    settle(page, lambda: {"type": "signal", "signal": "fullscreen_exit"} in server.texts())
+    assert button.inner_text() == "Use full screen"
+
     # 7. The camera stopping (unplugged, taken by another app) is reported, and the stream stops rather than
     #    resending a frozen picture; the student can turn it back on.
     page.evaluate(
