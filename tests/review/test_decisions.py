@@ -86,6 +86,12 @@ def test_alice_responds_once_and_charlie_sees_it_beside_the_flag(alice, charlie,
     flag_review(flag_id=flag.pk, actor=charlie, decision="confirm", note="A second person behind her.")
     client = client_for(alice)
     url = reverse("proctoring:my_flags", args=[alice_attempt.pk])
+    page = client.get(url).content.decode()
+    # The same wording as the instructor's card: never "k of n frames in a row", which contradicts itself.
+    k, n = flag.details["k"], flag.details["n"]
+    text = " ".join(page.split())
+    assert f"in {k} of the last {n} checked frames" in text and "in a row" not in text
+    assert f'<label for="response-{flag.pk}">Your response to this flag</label>' in page
     response = client.post(url, {"flag": flag.pk, "text": "My brother walked in; I asked him to leave."})
     assert response.status_code == 302
     assert FlagResponse.objects.get(flag=flag, student=alice).text.startswith("My brother")
