@@ -96,14 +96,18 @@ function announce(text, assertive) {
 
 function notify(event, text, { assertive = false, flagId = null } = {}) {
   const now = Date.now();
-  const first = alerts.firstElementChild;
-  if (first && first.dataset.event === event && first.dataset.text === text) {
-    // The same notice again: count it rather than flood the list.
-    const count = Number(first.dataset.count || "1") + 1;
-    first.dataset.count = String(count);
-    first.querySelector(".alert-count").textContent = ` (×${count})`;
-    first.querySelector("time").textContent = new Date(now).toLocaleTimeString();
-    if (flagId != null) first.dataset.flagId = String(flagId);
+  // The same notice again, even with others in between (conditions that alternate, phone then face then phone):
+  // count it and bring it to the top rather than add an entry every few seconds.
+  const same = Array.from(alerts.children).find((li) => li.dataset.event === event && li.dataset.text === text);
+  if (same) {
+    const count = Number(same.dataset.count || "1") + 1;
+    same.dataset.count = String(count);
+    same.querySelector(".alert-count").textContent = ` (×${count})`;
+    const time = same.querySelector("time");
+    time.dateTime = new Date(now).toISOString();
+    time.textContent = new Date(now).toLocaleTimeString();
+    if (flagId != null) same.dataset.flagId = String(flagId);
+    if (same !== alerts.firstElementChild) alerts.prepend(same);
   } else {
     const item = document.createElement("li");
     item.className = `alert alert-${SEVERITY[event] || "info"}`;

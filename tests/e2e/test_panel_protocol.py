@@ -155,6 +155,14 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     server.send({"event": "MULTIPLE_FACES", "count": 2, "message": "We can see more than one face."})
     page.wait_for_selector('#proctor-alerts li[data-event="MULTIPLE_FACES"]')
     assert page.inner_text("#proctor-alerts li:first-child .alert-text") == "We can see more than one face."
+    # Alternating conditions merge into their entries (counted, brought to the top) instead of adding two every time.
+    for _ in range(2):
+        server.send({"event": "PHONE_DETECTED", "flag_id": 42})
+        server.send({"event": "MULTIPLE_FACES", "count": 2, "message": "We can see more than one face."})
+    page.wait_for_selector('#proctor-alerts li[data-event="MULTIPLE_FACES"][data-count="3"]')
+    assert page.locator("#proctor-alerts li").count() == 2
+    assert page.get_attribute('#proctor-alerts li[data-event="PHONE_DETECTED"]', "data-count") == "3"
+    assert page.inner_text("#proctor-alerts li:first-child .alert-count") == " (×3)"
 
     # 4. The attention meter shows the score with its label in text, not colour alone.
     server.send({"event": "ATTENTION_UPDATE", "score": 55, "label": "Distracted"})
