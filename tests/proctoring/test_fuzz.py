@@ -18,7 +18,6 @@ import random
 import struct
 import time
 import uuid
-import zlib
 
 import numpy as np
 import psutil
@@ -27,6 +26,7 @@ from PIL import Image
 
 from proctoring.pool.base import OK, REJECTED, FrameJob
 from proctoring.pool.local import LocalPool
+from tests.proctoring.vision.test_frames import png_header_only as png_header
 
 SEED = int(os.getenv("FUZZ_SEED", "20261129"))
 FRAMES = 2000
@@ -43,14 +43,6 @@ def encode(width: int, height: int, fmt: str, rng: random.Random, *, colour=(255
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format=fmt, **({"quality": rng.randint(20, 95)} if fmt != "PNG" else {}))
     return buf.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def jpeg_claiming(data: bytes, width: int, height: int) -> bytes:
