@@ -14,6 +14,8 @@ Outputs of the cut graph: ``concat_1`` class logits (1, 1917, 91) with column = 
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +177,6 @@ def convert_for_pack(src: Path, out: Path, spec: dict[str, Any], progress: Any =
 def quantize_venv_python() -> Path:
     """The interpreter of the quantisation venv: $QUANTIZE_VENV (default .venv-quantize at the repository root),
     built by `make quantize-venv` from requirements-quantize.txt."""
-    import os
-
     root = Path(__file__).resolve().parents[2]
     return Path(os.environ.get("QUANTIZE_VENV", root / ".venv-quantize")) / "bin" / "python"
 
@@ -185,9 +185,7 @@ def quantize_int8(ir: Path, *, progress: Any = print) -> None:
     """Replace the FP32 IR at ``ir`` (and its .bin) with an INT8 one (NNCF post-training quantisation, calibrated on
     the evaluation photos), in the quantisation venv. The opt-in default-int8 pack: 12.5 ms an inference instead of
     20.6 ms on one core, with lower phone scores (bench/results/int8.json, the pack's caveats)."""
-    import subprocess
-
-    from django.conf import settings
+    from django.conf import settings  # read lazily, as packs.model_dir does
 
     from .packs import ModelPackError  # packs imports this module's registry: a top-level import would be a cycle
 

@@ -16,8 +16,6 @@ import io
 import os
 import random
 import struct
-import time
-import uuid
 
 import numpy as np
 import psutil
@@ -26,6 +24,7 @@ from PIL import Image
 
 from proctoring.pool.base import OK, REJECTED, FrameJob
 from proctoring.pool.local import LocalPool
+from tests.proctoring.test_pool import job as pool_job
 from tests.proctoring.vision.test_frames import png_header_only as png_header
 
 SEED = int(os.getenv("FUZZ_SEED", "20261129"))
@@ -96,16 +95,8 @@ def generate(rng: random.Random, count: int) -> list[tuple[str, bytes]]:
 
 
 def job(data: bytes) -> FrameJob:
-    return FrameJob(
-        job_id=uuid.uuid4().hex,
-        session_id=1,
-        seq=1,
-        frame=data,
-        enrolled=None,
-        deadline=time.time() + 60,
-        want_thumbnail=True,  # the derived images are part of what is fuzzed
-        max_bytes=2_000_000,
-    )
+    # The derived images (the thumbnail) are part of what is fuzzed.
+    return pool_job(data, enrolled=None, want_thumbnail=True, max_bytes=2_000_000)
 
 
 def rss_mb(pids: list[int]) -> float:
