@@ -103,6 +103,7 @@ class Student:
         self.events: dict[str, int] = {}
         self.result_times: list[float] = []
         self.intervals: list[int] = []
+        self.shed_times: list[float] = []
         self.connected = False
         self.error: str | None = None
 
@@ -145,6 +146,8 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                         acked.set()
                         continue
                     student.events[name] = student.events.get(name, 0) + 1
+                    if name == "OVERLOADED":
+                        student.shed_times.append(now)
                     if name == "PACE":
                         # As the protocol asks (and the exam page does): the new interval, from a random point.
                         interval[0] = event["frame_interval_ms"] / 1000.0
@@ -235,6 +238,11 @@ async def client_main(args) -> dict:
         ),
         "events": dict(sorted(events.items())),
         "overloaded": events.get("OVERLOADED", 0),
+        # OVERLOADED events per 10 s of the step, to tell the connect burst from the steady state.
+        "overloaded_per_10s": [
+            sum(1 for s in students for t in s.shed_times if lo <= t - t0 < lo + 10)
+            for lo in range(0, int(args.duration) + 10, 10)
+        ],
         "error_events": events.get("ERROR", 0),
         "pace_events": events.get("PACE", 0),
         "max_paced_interval_ms": max((i for s in students for i in s.intervals), default=None),

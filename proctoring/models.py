@@ -103,6 +103,9 @@ class Observation(models.Model):
     # The skip rule: the frame whose object-detector result this frame re-used, because the picture had not changed
     # since (null: the detector ran on this frame). docs/protocol.md states the rule.
     objects_from_seq = models.PositiveIntegerField(null=True, blank=True)
+    # The same rule for the identity check: the frame whose matching identity this frame re-used (null: measured
+    # here, or not checked).
+    identity_from_seq = models.PositiveIntegerField(null=True, blank=True)
     attention = models.PositiveSmallIntegerField(default=0)
     signals = models.JSONField(default=list, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
 from proctoring.vision.frames import fit_within
-from proctoring.vision.types import DetectedObject, EnrolledFace, Pose
+from proctoring.vision.types import DetectedObject, EnrolledFace, Identity, Pose
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,16 @@ THUMBNAIL_MAX_BYTES = 20_000
 @dataclass(frozen=True)
 class ObjectsMemory:
     """A session's last measured object-detector result, so that a worker may re-use it for a frame that has not
-    changed since (the skip rule in `analyze_job`). The consumer keeps it; workers stay stateless."""
+    changed since (the skip rule in `analyze_job`). The consumer keeps it; workers stay stateless.
+
+    `identity` is that frame's identity check when it was a match: an unchanged frame shows the same person, so the
+    embedding is skipped too. A mismatch or an unchecked frame is never re-used (identity then runs every frame)."""
 
     seq: int  # the frame the detector actually ran on
     signature: bytes  # proctoring.vision.change.signature of that frame
     objects: tuple[dict[str, Any], ...] = ()  # as in Observation.to_dict()["objects"]
     reuses_left: int = 0
+    identity: dict[str, Any] | None = None  # as in Observation.to_dict()["identity"], only when it matched
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class ObjectsMemory:
             "signature_b64": base64.b64encode(self.signature).decode("ascii"),
             "objects": list(self.objects),
             "reuses_left": self.reuses_left,
+            "identity": self.identity,
         }
 
     @classmethod
@@ -66,6 +71,7 @@ class ObjectsMemory:
             signature=base64.b64decode(data["signature_b64"]),
             objects=tuple(data.get("objects", ())),
             reuses_left=int(data.get("reuses_left", 0)),
+            identity=data.get("identity"),
         )
 
 
@@ -78,11 +84,14 @@ def objects_memory_after(
     if limit <= 0 or result.status != OK or result.signature_b64 is None:
         return None
     if result.objects_from_seq is None:
+        observation = result.observation or {}
+        identity = observation.get("identity")
         return ObjectsMemory(
             seq=seq,
             signature=base64.b64decode(result.signature_b64),
-            objects=tuple((result.observation or {}).get("objects", ())),
+            objects=tuple(observation.get("objects", ())),
             reuses_left=limit,
+            identity=identity if identity and identity.get("match") else None,
         )
     if memory is None:
         return None
@@ -166,6 +175,9 @@ class AnalysisResult:
     signature_b64: str | None = None
     objects_from_seq: int | None = None
     change: float | None = None
+    # The same for the identity check: the frame whose matching identity this one re-used (None: it was measured
+    # here, or not checked).
+    identity_from_seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,7 +288,9 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
        (`reuses_left`), and this frame differs from the measured one by less than CHANGE_THRESHOLD in every block,
        the object detector does not run and the measured objects are re-used (`objects_from_seq` says so). A phone
        that comes into view changes the frame, so the detector runs; and it runs at least every `reuses_left + 1`
-       frames whatever happens.
+       frames whatever happens. When identity is due and that measured frame's identity was a match, the embedding
+       is skipped as well and that match re-used (`identity_from_seq`): someone else in the chair changes the frame
+       far beyond the threshold, and a mismatch is never re-used.
     4. A small thumbnail is made when the live monitor wants one.
     """
     if isinstance(job, dict):
@@ -304,8 +318,14 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     memory = job.objects_memory
     moved = change(sig, memory.signature) if sig is not None and memory is not None else None
     reuse = memory is not None and memory.reuses_left > 0 and moved is not None and moved < CHANGE_THRESHOLD
+    reuse_identity = reuse and job.enrolled is not None and memory.identity is not None
     try:
-        obs = _analyzer.analyze(image, enrolled=job.enrolled, objects=frozenset() if reuse else job.objects)
+        obs = _analyzer.analyze(
+            image,
+            enrolled=job.enrolled,
+            objects=frozenset() if reuse else job.objects,
+            embed=not reuse_identity,
+        )
     except Exception as exc:  # noqa: BLE001 - a server error is reported as such, never as the student's fault
         log.exception("analysis failed for session %s frame %s", job.session_id, job.seq)
         return result(ERROR, reason="analysis", message=f"{type(exc).__name__}: {exc}")
@@ -316,6 +336,10 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
                 DetectedObject(label=o["label"], box=tuple(o["box"]), score=o["score"]) for o in memory.objects
             ),
         )
+    # Only while the frame still shows a face: an empty chair is measured as such, not given the old match.
+    reuse_identity = reuse_identity and bool(obs.faces) and obs.identity_error is None
+    if reuse_identity:
+        obs = replace(obs, identity=Identity(**memory.identity))
     thumbnail = make_thumbnail(image) if job.want_thumbnail else None
     return result(
         OK,
@@ -325,6 +349,7 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
         signature_b64=base64.b64encode(sig).decode("ascii") if sig is not None else None,
         objects_from_seq=memory.seq if reuse else None,
         change=round(moved, 2) if moved is not None else None,
+        identity_from_seq=memory.seq if reuse_identity else None,
     )
 
 

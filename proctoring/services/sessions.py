@@ -260,6 +260,7 @@ def session_record_result(
             phone_score=record.phone_score,
             other_objects=dict(record.objects),
             objects_from_seq=result.objects_from_seq,
+            identity_from_seq=result.identity_from_seq,
             attention=decision.frame_attention or 0,
             signals=list(decision.signals),
             latency_ms=latency_ms,
@@ -271,6 +272,10 @@ def session_record_result(
         for opened in decision.opens:
             if opened.kind == rules.PHONE_DETECTED:
                 opened = dataclasses.replace(opened, details={**opened.details, **_object_evidence(seq, result)})
+            elif opened.kind == rules.IDENTITY_MISMATCH:
+                opened = dataclasses.replace(
+                    opened, details={**opened.details, **_identity_evidence(session, seq, settings)}
+                )
             flag = flag_open(
                 session=session,
                 opened=opened,
@@ -316,6 +321,15 @@ def session_record_result(
         identity_due=rules.identity_due(decision.state, settings),
         ended=ended,
     )
+
+
+def _identity_evidence(session: ProctoringSession, seq: int, settings: rules.RuleSettings) -> dict[str, Any]:
+    """How many frames of the flag's window re-used an earlier match instead of measuring (the skip rule): such a
+    frame can only have counted as a match, never towards this flag."""
+    reused = Observation.objects.filter(
+        session=session, seq__gt=seq - settings.n, seq__lte=seq, identity_from_seq__isnull=False
+    ).count()
+    return {"window_matches_reused": reused}
 
 
 def _object_evidence(seq: int, result: AnalysisResult) -> dict[str, Any]:

@@ -87,15 +87,21 @@ class Analyzer:
         *,
         enrolled: EnrolledFace | None = None,
         objects: frozenset[str] = DEFAULT_OBJECTS,
+        embed: bool = True,
     ) -> Observation:
+        """What one frame shows. `enrolled`: compare the main face with this enrolment (and make the pose relative
+        to its neutral pose); `embed=False` keeps the neutral pose but skips the embedding (the caller re-uses a
+        match measured on an unchanged frame); `objects`: the labels to look for, none to skip the detector."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError("analyze() takes a BGR uint8 image of shape (H, W, 3); decode bytes with decode_frame")
         # The sessions are shared by threads of one worker; onnxruntime allows concurrent run() but the per-model
         # timing fields do not, and one core gains nothing from two frames at once.
         with self._lock:
-            return self._analyze(image, enrolled=enrolled, objects=objects)
+            return self._analyze(image, enrolled=enrolled, objects=objects, embed=embed)
 
-    def _analyze(self, image: np.ndarray, *, enrolled: EnrolledFace | None, objects: frozenset[str]) -> Observation:
+    def _analyze(
+        self, image: np.ndarray, *, enrolled: EnrolledFace | None, objects: frozenset[str], embed: bool
+    ) -> Observation:
         timings: dict[str, float] = {}
         start = time.perf_counter()
 
@@ -128,7 +134,7 @@ class Analyzer:
         identity_error: str | None = None
         if main is not None and enrolled is not None:
             identity_error = self.compatibility_error(enrolled)
-            if identity_error is None:
+            if identity_error is None and embed:
                 vector = self.embedder.embed(image, Face(box=main.box, score=main.score, keypoints=keypoints))
                 t = lap("embed", t, self.embedder)
                 similarity = cosine(vector, np.asarray(enrolled.embedding, dtype=np.float32))

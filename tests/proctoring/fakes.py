@@ -59,11 +59,12 @@ class ScriptedAnalyzer:
         *,
         enrolled: EnrolledFace | None = None,
         objects: frozenset[str] = frozenset({"cell phone"}),
+        embed: bool = True,
     ) -> Observation:
         scene = self.scene(image)
         h, w = image.shape[:2]
         one = (Face(box=(10.0, 10.0, 40.0, 40.0), score=0.97),)
-        identity = Identity(similarity=0.82, threshold=0.4, match=True) if enrolled is not None else None
+        identity = Identity(similarity=0.82, threshold=0.4, match=True) if enrolled is not None and embed else None
         pose = Pose(0.0, 0.0, 0.0)
         faces, found = one, ()
         if scene == "slow":
@@ -74,7 +75,7 @@ class ScriptedAnalyzer:
             faces, identity, pose = (), None, None
         elif scene == "two_faces":
             faces = one + (Face(box=(0.0, 0.0, 10.0, 10.0), score=0.8),)
-        elif scene == "stranger" and enrolled is not None:
+        elif scene == "stranger" and enrolled is not None and embed:
             identity = Identity(similarity=0.12, threshold=0.4, match=False)
         elif scene == "phone" and "cell phone" in objects:
             # Like the real pipeline: no object detection unless asked (the skip rule asks for none).

@@ -76,3 +76,33 @@ async def test_a_phone_flag_says_which_frame_the_detector_measured_and_why(alice
     assert flag.started_seq == 3 and flag.details["objects_measured_on_seq"] == 1
     assert "re-used from frame 1" in flag.details["skip_rule"]
     assert await stored_reuse(attempt) == [None, 1, 1]
+
+
+async def stored_identity_reuse(attempt) -> list[tuple[int | None, float | None]]:
+    return await db(
+        lambda: list(Observation.objects.filter(session__attempt=attempt).order_by("seq").values_list(
+            "identity_from_seq", "similarity"))
+    )()  # fmt: skip
+
+
+async def test_an_unchanged_picture_reuses_a_match_but_never_a_mismatch(alice):
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    for scene in ("alice", "alice", "alice", "stranger", "stranger", "alice", "alice"):
+        await show(socket, scene)
+    await socket.disconnect()
+    # A match is re-used while the picture has not changed; the stranger changes it (measured, refused), and is
+    # measured again on the unchanged next frame; back to Alice, a match is measured before it is re-used.
+    assert await stored_identity_reuse(attempt) == [
+        (None, 0.82), (1, 0.82), (1, 0.82), (None, 0.12), (None, 0.12), (None, 0.82), (6, 0.82)
+    ]  # fmt: skip
+
+
+async def test_an_identity_flag_counts_the_matches_of_its_window_that_were_reused(alice):
+    attempt = await db(sitting)(alice, k=2, n=4)
+    socket, _ = await join(alice, attempt.pk)
+    for scene in ("alice", "alice", "stranger", "stranger"):
+        await show(socket, scene)
+    await socket.disconnect()
+    flag = await db(Flag.objects.get)(session__attempt=attempt, kind="identity_mismatch")
+    assert flag.details["window_matches_reused"] == 1

@@ -8,13 +8,22 @@ movements are "unchanged", while a phone coming into view, a second person, some
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import cv2
 import numpy as np
 import pytest
 
-from proctoring.pool.base import OK, FrameJob, ObjectsMemory, analyze_job, worker_init
+from proctoring.pool.base import (
+    OK,
+    AnalysisResult,
+    FrameJob,
+    ObjectsMemory,
+    analyze_job,
+    objects_memory_after,
+    worker_init,
+)
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
 
 
@@ -67,8 +76,8 @@ def real_worker(analyzer):
     worker_init(analyzer_path="tests.proctoring.fakes:scripted_analyzer")
 
 
-def run(image: np.ndarray, memory: ObjectsMemory | None, *, seq: int) -> dict:
-    job = FrameJob(job_id=uuid.uuid4().hex, session_id=1, seq=seq, frame=jpeg(image), enrolled=None,
+def run(image: np.ndarray, memory: ObjectsMemory | None, *, seq: int, enrolled=None) -> dict:
+    job = FrameJob(job_id=uuid.uuid4().hex, session_id=1, seq=seq, frame=jpeg(image), enrolled=enrolled,
                    objects_memory=memory)  # fmt: skip
     result = analyze_job(job)
     assert result["status"] == OK, result
@@ -76,14 +85,10 @@ def run(image: np.ndarray, memory: ObjectsMemory | None, *, seq: int) -> dict:
 
 
 def remember(result: dict, *, seq: int, reuses: int) -> ObjectsMemory:
-    import base64
-
-    return ObjectsMemory(
-        seq=seq,
-        signature=base64.b64decode(result["signature_b64"]),
-        objects=tuple(result["observation"]["objects"]),
-        reuses_left=reuses,
-    )
+    """The session's memory after a measured frame, as the consumer keeps it (objects_memory_after)."""
+    memory = objects_memory_after(None, seq=seq, result=AnalysisResult.from_dict(result), limit=2)
+    assert memory is not None
+    return dataclasses.replace(memory, reuses_left=reuses)
 
 
 def phone_score(result: dict) -> float:
@@ -122,3 +127,42 @@ def test_the_detector_runs_again_once_the_reuses_are_spent_even_on_an_unchanged_
     measured = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1)
     spent = run(webcam(evalset, photo("astronaut"), seed=1), remember(measured, seq=1, reuses=0), seq=4)
     assert spent["objects_from_seq"] is None and "objects" in spent["timings"]
+
+
+# --- Identity follows the same rule, for matches only --------------------------------------------------------------
+
+
+def identity(result: dict) -> dict | None:
+    return result["observation"]["identity"]
+
+
+def test_an_unchanged_frame_of_the_enrolled_student_reuses_the_match_without_embedding(
+    real_worker, evalset, photo, enrolled_astronaut
+):
+    measured = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1, enrolled=enrolled_astronaut)
+    assert identity(measured)["match"] and "embed" in measured["timings"]
+    again = run(webcam(evalset, photo("astronaut"), seed=1, shift=2), remember(measured, seq=1, reuses=2), seq=2,
+                enrolled=enrolled_astronaut)  # fmt: skip
+    assert again["identity_from_seq"] == 1 and "embed" not in again["timings"]
+    assert identity(again) == identity(measured)
+    # Head pose still runs on every frame, relative to the enrolled neutral pose.
+    assert "pose" in again["timings"] and again["observation"]["pose"] is not None
+
+
+def test_someone_else_in_the_chair_is_always_measured_and_refused(real_worker, evalset, photo, enrolled_astronaut):
+    measured = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1, enrolled=enrolled_astronaut)
+    stranger = run(webcam(evalset, photo("grace_hopper"), seed=1), remember(measured, seq=1, reuses=2), seq=2,
+                   enrolled=enrolled_astronaut)  # fmt: skip
+    assert stranger["identity_from_seq"] is None and "embed" in stranger["timings"]
+    assert identity(stranger)["match"] is False
+
+
+def test_a_mismatch_is_never_reused(real_worker, evalset, photo, enrolled_astronaut):
+    stranger = webcam(evalset, photo("grace_hopper"), seed=0)
+    measured = run(stranger, None, seq=1, enrolled=enrolled_astronaut)
+    assert identity(measured)["match"] is False
+    memory = remember(measured, seq=1, reuses=2)
+    assert memory.identity is None
+    again = run(webcam(evalset, photo("grace_hopper"), seed=1), memory, seq=2, enrolled=enrolled_astronaut)
+    assert again["objects_from_seq"] == 1  # the picture has not changed: the phone detector is skipped
+    assert again["identity_from_seq"] is None and identity(again)["match"] is False
