@@ -166,6 +166,7 @@ def chosen_settings(enrolled, *, per_student: int = 30) -> dict:
 
     from bench.capacity import EPISODES, VARIANTS, Student, behaviour, frame_variants
     from proctoring.pool.base import AnalysisResult, FrameJob, analyze_job, objects_memory_after, worker_init
+    from proctoring.rules import RuleSettings
 
     worker_init(None, threads=1)  # the same analyzer, through the worker's entry point
     variants = frame_variants(seed=1)
@@ -191,9 +192,10 @@ def chosen_settings(enrolled, *, per_student: int = 30) -> dict:
                 "detector_ran_share": round(measured / len(costs), 3),
                 "identity_reused_share": round(reused_identity / len(costs), 3)}  # fmt: skip
 
-    run(2)  # warm-up
+    reuse = RuleSettings().object_reuse_frames
+    run(reuse)  # warm-up
     every = run(0)
-    chosen = run(2)
+    chosen = run(reuse)
     return {
         "frames": sum(len(s) for s in streams),
         "what": "worker job per frame (decode + analysis + skip rule), ms; identity due on every frame",

@@ -307,7 +307,11 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
             if result.status == OK:
                 self.last_result_at = time.time()
                 self.objects_memory = objects_memory_after(
-                    self.objects_memory, seq=seq, result=result, limit=self.settings.object_reuse_frames
+                    self.objects_memory,
+                    seq=seq,
+                    result=result,
+                    limit=self.settings.object_reuse_frames,
+                    phase=start.session_id,
                 )
             outcome = await db_call(session_record_result)(
                 session_id=start.session_id,

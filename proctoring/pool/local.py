@@ -17,6 +17,7 @@ healthy workers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import heapq
 import itertools
@@ -47,6 +48,42 @@ WAIT_BUDGET_S = 1.5
 MAX_GAP_S = 6.0
 # Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
 SWEEP_EVERY_S = 0.05
+# The window over which the CPU used by everything but the workers is measured (capacity_fps).
+OTHER_LOAD_WINDOW_S = 10.0
+
+
+class OtherLoad:
+    """How many cores everything but the inference workers keeps busy on this machine (the server, the database,
+    anything else) over about the last OTHER_LOAD_WINDOW_S: the machine's busy time from /proc/stat less the workers'
+    own CPU time, which their results report. Without /proc/stat (not Linux), this process's own CPU time stands in.
+    """
+
+    def __init__(self) -> None:
+        self._samples: collections.deque[tuple[float, float, float]] = collections.deque()
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def _busy_s(self) -> float:
+        try:
+            with open("/proc/stat", "rb") as stat:
+                fields = stat.readline().split()
+            # user nice system idle iowait irq softirq steal: guest time is already inside user.
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+            return (user + nice + system + irq + softirq + steal) / self._tick
+        except (OSError, ValueError):
+            times = os.times()
+            return times.user + times.system
+
+    def update(self, now: float, workers_cpu_s: float) -> float | None:
+        """Sample (at most once a second) and return the other load in cores, or None until a window is known."""
+        if not self._samples or now - self._samples[-1][0] >= 1.0:
+            self._samples.append((now, self._busy_s(), workers_cpu_s))
+            while len(self._samples) > 2 and now - self._samples[1][0] >= OTHER_LOAD_WINDOW_S:
+                self._samples.popleft()
+        (t0, busy0, workers0), (t1, busy1, workers1) = self._samples[0], self._samples[-1]
+        if t1 - t0 < 2.0:
+            return None
+        return max(0.0, ((busy1 - busy0) - (workers1 - workers0)) / (t1 - t0))
 
 
 @dataclasses.dataclass(order=True)
@@ -92,6 +129,7 @@ class LocalPool(InferencePool):
         self._dispatched: dict[str, _Entry] = {}  # job id -> entry, while a worker has it
         self._swept_at = 0.0
         self.shed = 0
+        self._other_load = OtherLoad()
 
     def _ensure(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -282,9 +320,20 @@ class LocalPool(InferencePool):
         self._pump()
 
     def capacity_fps(self) -> float | None:
+        """Frames per second the workers can analyse on this machine: the cores they can have (at most one each,
+        and no more than the cores the server, the database and the rest leave free), over the CPU time one frame
+        takes. Not the workers' wall time: on a 2-core box shared with the server it runs a third above their CPU
+        time at 150 students (waiting for a core while the server writes the last result), and capacity from it
+        paced a room the box could serve (bench/results/capacity.json, identity_reuse_150). Until both are known,
+        the wall time alone."""
         if self._service_s is None or not self.ready:
             return None
-        return self.workers / max(self._service_s, 1e-3)
+        other = self._other_load.update(time.monotonic(), self.worker_cpu_s)
+        cpu_s = self._cpu_service_s
+        if other is None or cpu_s is None:
+            return self.workers / max(self._service_s, 1e-3)
+        cores = min(float(self.workers), max(0.5, self._other_load.cores - other))
+        return cores / max(cpu_s, 1e-3)
 
     def _congested(self, now: float) -> bool:
         """Shedding, or frames waiting here past half the bound: the workers are behind."""
@@ -292,7 +341,9 @@ class LocalPool(InferencePool):
         return super()._congested(now) or now - oldest > WAIT_BUDGET_S / 2
 
     def stats(self) -> dict:
-        return {**super().stats(), "waiting": len(self._waiting), "running": self._running, "shed": self.shed,
+        cpu_s = self._cpu_service_s
+        return {**super().stats(), "cpu_ms": round(cpu_s * 1000, 1) if cpu_s else None,
+                "waiting": len(self._waiting), "running": self._running, "shed": self.shed,
                 "respawns": self.respawns}  # fmt: skip
 
     def _on_timeout(self, job: FrameJob) -> None:

@@ -174,3 +174,22 @@ def test_a_thumbnail_of_any_shape_stays_small():
         data = make_thumbnail(np.full((height, width, 3), 128, dtype=np.uint8))
         thumb = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
         assert max(thumb.shape[:2]) <= 160
+
+
+@pytest.mark.parametrize("orientation,turns", [(1, 0), (3, 2), (6, -1), (8, 1)])
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(photo, orientation, turns):
+    """ID and reference photos from phones carry their rotation in EXIF (PIL.ImageOps.exif_transpose's meaning)."""
+    import io
+
+    from PIL import Image
+
+    upright = np.ascontiguousarray(photo("astronaut")[:256, :384])  # RGB, wider than tall
+    image = Image.fromarray(upright)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    stored = np.rot90(upright, -turns).copy()  # what the camera stored: upright once the tag is applied
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    decoded = decode_frame(buffer.getvalue())
+    assert decoded.shape == (256, 384, 3)
+    assert np.abs(decoded[:, :, ::-1].astype(int) - upright).mean() < 4  # JPEG's loss only
