@@ -550,7 +550,10 @@ class InferencePool(abc.ABC):
             if wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
                 self._pace_factor = wanted
                 self._paced_at = now
-            elif wanted < self._pace_factor * 0.8 and settled:
+            elif settled and (wanted < self._pace_factor * 0.8 or (wanted <= 1.0 and not congested)):
+                # Down when demand fell well below the paced level, or to the exam's own interval as soon as the
+                # workers can take it with their margin and nothing waits: a room paced a little by its connect
+                # burst (1.07) used to stay paced for the whole exam, since 0.8 x 1.07 is below any real load.
                 self._pace_factor = max(1.0, wanted)
                 self._paced_at = now
         else:

@@ -4,7 +4,7 @@ Spawn, not fork: the ASGI server has an event loop, threads and database connect
 inherit. A worker that dies (killed, out of memory) breaks the executor; the pool then builds a fresh one, and the
 frames that were in flight come back as server errors, never counted against the students.
 
-Frames never queue inside the executor. At most two per worker are handed over (one running, one ready, so a
+Frames never queue inside the executor. At most three per worker are handed over (one running, two ready, so a
 worker never idles while the next frame is pickled to it); the rest wait here, one per session at most (the
 consumer's latest-frame-wins), served to the session that has waited longest since its last result first. A frame
 that has waited WAIT_BUDGET_S is shed (OVERLOADED, never counted against the student) instead of every frame
@@ -34,8 +34,12 @@ from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analy
 
 log = logging.getLogger(__name__)
 
-# Frames handed to each worker process at once: one being analysed, one ready behind it.
-PER_WORKER = 2
+# Frames handed to each worker process at once: one being analysed, two ready behind it. Two, not one: a result's
+# way back and the next frame's way in both need the server's GIL, which its database threads and event loop hold
+# most of the time at 150 students; with one ready frame the workers idled half the time while 26 frames waited
+# here (capacity 82-90 frames/s, p95 739 ms), with two they kept busy (95-100 frames/s, p95 217 ms; the runs
+# decode_cpu_phase_150 and per_worker3_150 in bench/results/capacity.json).
+PER_WORKER = 3
 # The longest a frame may wait here for a worker. A bound in time, not in frames: a count derived from the workers'
 # measured speed shed frames at random while a room connected and the measurement ran high. 1.5 s rather than 1 s:
 # on the slower 2-core box (bench/results/capacity.json, int8_ramp against int8_wait1_5) 150 students got 99.4% of
