@@ -4,6 +4,8 @@ audited like any other view of evidence."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -66,6 +68,17 @@ def _thumbnail(snapshot: Snapshot, *, width: int = 96) -> str:
         snapshot.pk,
         snapshot.flag_id,
     )
+
+
+def titled(base: type[admin.FieldListFilter], title: str) -> type[admin.FieldListFilter]:
+    """A field filter with its own title, where the field's name alone would be ambiguous."""
+
+    class Titled(base):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return Titled
 
 
 class HasFlagsFilter(admin.SimpleListFilter):
@@ -148,10 +161,11 @@ class ProctoringSessionAdmin(admin.ModelAdmin):
     )
     list_filter = (
         HasFlagsFilter,
-        "status",
+        ("status", titled(admin.ChoicesFieldListFilter, "session status")),
         ("attempt__exam", admin.RelatedOnlyFieldListFilter),
-        "flags__kind",
-        "flags__status",
+        ("flags__kind", titled(admin.ChoicesFieldListFilter, "flag kind")),
+        # Django titles both status filters "By status"; say which status each one is.
+        ("flags__status", titled(admin.ChoicesFieldListFilter, "flag status")),
     )
     list_select_related = ("attempt__exam", "attempt__student")
     search_fields = ("attempt__student__username", "attempt__student__last_name", "attempt__exam__title")

@@ -27,7 +27,8 @@ from examsite.websocket import LAYER_ERRORS, TRY_AGAIN_LATER, SurvivesLayerOutag
 from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
-from proctoring.pool.base import OK, ObjectsMemory, objects_memory_after
+from proctoring.pool.base import OK, ObjectsMemory, make_thumbnail, objects_memory_after
+from proctoring.vision.frames import FrameError, decode_frame
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
@@ -81,6 +82,14 @@ def parse_message(text: str) -> dict[str, Any] | None:
     return message
 
 
+def thumbnail_of(frame: bytes) -> str | None:
+    """A live-monitor thumbnail of a frame's bytes (as the workers make them), or None if it cannot be read."""
+    try:
+        return make_thumbnail(decode_frame(frame))
+    except FrameError:
+        return None
+
+
 def db_call(func: Any) -> DatabaseSyncToAsync:
     """A socket's database work, on the event loop's thread pool instead of Channels' one
     thread-sensitive thread: every socket's frames used to queue behind that single thread, which was the busiest
@@ -104,7 +113,9 @@ class MonitorStatus(TypedDict, total=False):
     student: str
     connection: str  # connected | stalled | disconnected | ended
     attention: dict[str, Any] | None
-    alert: dict[str, Any] | None
+    alerts: list[dict[str, Any]] | None  # every alert of the frame, most important first
+    conditions: list[str]  # what the frame shows (the rules' signals); empty when all is well
+    open_flags: list[dict[str, Any]] | None  # the session's open flags, when one opened or closed
     signal: str | None
     thumbnail: str | None  # base64 JPEG, under 20 KB, at most every ~10 s
     at: float
@@ -211,6 +222,8 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
             "max_frame_bytes": start.settings.max_frame_bytes,
         }
         await self.send_json(ready)
+        for message in start.messages:
+            await self.send_json(message)
         self.watchdog = asyncio.create_task(self._watch_stalls())
         await self._monitor(connection="connected")
 
@@ -328,14 +341,23 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 for event in outcome.events:
                     # Which frame this answers (its FRAME_ACK seq): a client can measure latency and see drops.
                     await self.send_json({**event, "seq": seq} if event["event"] != "SESSION_ENDED" else event)
-            if outcome.attention is not None or outcome.alert is not None:
+            if outcome.attention is not None or outcome.alerts:
+                thumbnail = result.thumbnail_b64
+                if outcome.alerts and thumbnail is None:
+                    # The tile shows the frame that raised the alert, never an older one beside it (an identity
+                    # alert beside the enrolled student's face). Alerts are rare (cooldowns), so the server makes
+                    # this one, off the event loop.
+                    thumbnail = await asyncio.get_running_loop().run_in_executor(None, thumbnail_of, data)
+                    self.last_thumbnail_at = time.time()
                 await self._monitor(
                     connection="connected",
                     attention={"score": outcome.attention, "label": outcome.label}
                     if outcome.attention is not None
                     else None,
-                    alert=outcome.alert,
-                    thumbnail=result.thumbnail_b64,
+                    alerts=outcome.alerts or None,
+                    conditions=list(outcome.conditions),
+                    open_flags=outcome.open_flags,
+                    thumbnail=thumbnail,
                 )
             if outcome.ended:
                 await self._ended(outcome.ended)
@@ -512,11 +534,19 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         await self._ended(str(message.get("reason") or "attempt_closed"))
 
     async def proctor_instructor_message(self, message: dict[str, Any]) -> None:
-        """Issue 5's live monitor sends {"type": "proctor.instructor_message", "message": str} to attempt_group()."""
+        """The live monitor sends {"type": "proctor.instructor_message", "event": {...}} to attempt_group(), with
+        the stored message's INSTRUCTOR_MESSAGE event (proctoring.services.sessions.instructor_message_event)."""
         if self.start is None or self.closing:
             return
-        text = str(message.get("message", ""))[:1000]
-        await self.send_json({"event": "INSTRUCTOR_MESSAGE", "message": text})
+        event = message.get("event") or {}
+        await self.send_json(
+            {
+                "event": "INSTRUCTOR_MESSAGE",
+                "message": str(event.get("message", ""))[:1000],
+                "message_id": event.get("message_id"),
+                "at": event.get("at"),
+            }
+        )
 
 
 _ENDED_MESSAGES = {

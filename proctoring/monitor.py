@@ -21,6 +21,7 @@ from examsite.websocket import SurvivesLayerOutage
 from proctoring.consumers import attempt_group, monitor_group, parse_message
 from proctoring.selectors_review import exam_active_sessions
 from proctoring.services.review import ReviewError, instructor_message_create, user_can_review_exam
+from proctoring.services.sessions import instructor_message_event
 
 # An instructor typing can't send more than this many messages per minute: a stuck key must not flood a student.
 MESSAGES_PER_MINUTE = 20
@@ -109,7 +110,7 @@ class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
             return
         self.sent.append(now)
         await self.channel_layer.group_send(
-            attempt_group(attempt_id), {"type": "proctor.instructor_message", "message": record.text}
+            attempt_group(attempt_id), {"type": "proctor.instructor_message", "event": instructor_message_event(record)}
         )
         await self.send_json(
             {"event": "MESSAGE_SENT", "attempt_id": attempt_id, "message_id": record.pk, "message": record.text}

@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from proctoring import rules
-from proctoring.models import FaceTemplate, Observation, ProctoringSession, Snapshot
+from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, Snapshot
 from proctoring.vision.types import EnrolledFace, Pose
 
 logger = logging.getLogger(__name__)
@@ -161,3 +161,13 @@ def proctoring_setup_status(*, user: Any) -> SetupStatus:
         logger.exception("Cannot tell which embedding model is current")
         enrolment = FaceTemplate.objects.filter(user=user).exists()
     return SetupStatus(consent=consent, enrolment=enrolment)
+
+
+def session_open_flags(session_id: int) -> list[dict[str, Any]]:
+    """The session's open flags for the live monitor, oldest first: {kind, event, flag_id, at}."""
+    return [
+        {"kind": kind, "event": kind.upper(), "flag_id": pk, "at": started_at.timestamp()}
+        for pk, kind, started_at in Flag.objects.filter(session_id=session_id, status=Flag.Status.OPEN)
+        .order_by("started_at", "id")
+        .values_list("pk", "kind", "started_at")
+    ]

@@ -28,6 +28,7 @@ from proctoring.models import (
     Snapshot,
     StreamEvent,
 )
+from proctoring.selectors import session_open_flags
 from proctoring.services.review import user_can_review_exam
 
 # How much an open flag of each kind weighs in the review priority. Identity and a second person are the strongest
@@ -323,8 +324,12 @@ def exam_active_sessions(*, exam: Exam) -> list[dict]:
     )
     tiles = []
     for session in sessions:
-        last = Observation.objects.filter(session=session).order_by("-seq").values("attention", "captured_at").first()
-        flag = Flag.objects.filter(session=session).order_by("-started_at", "-id").first()
+        last = (
+            Observation.objects.filter(session=session)
+            .order_by("-seq")
+            .values("attention", "captured_at", "signals")
+            .first()
+        )
         tiles.append(
             {
                 "attempt_id": session.attempt_id,
@@ -334,9 +339,8 @@ def exam_active_sessions(*, exam: Exam) -> list[dict]:
                 "connected": session.last_frame_at is not None,
                 "attention": last["attention"] if last else None,
                 "label": rules.attention_label(last["attention"]) if last else None,
-                "alert": {"event": flag.kind.upper(), "flag_id": flag.pk, "at": flag.started_at.timestamp()}
-                if flag
-                else None,
+                "conditions": list(last["signals"]) if last else [],
+                "open_flags": session_open_flags(session.pk),
                 "last_frame_at": session.last_frame_at.timestamp() if session.last_frame_at else None,
             }
         )

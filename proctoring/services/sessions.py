@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from exams.models import Attempt, Enrollment
 from proctoring import rules
-from proctoring.models import BrowserSignal, Flag, Observation, ProctoringSession, StreamEvent
+from proctoring.models import BrowserSignal, Flag, InstructorMessage, Observation, ProctoringSession, StreamEvent
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
-from proctoring.selectors import enrolled_face_of
+from proctoring.selectors import enrolled_face_of, session_open_flags
 from proctoring.services.flags import flag_close, flag_open, flags_close_all, model_version_of
 from proctoring.vision.change import CHANGE_THRESHOLD
 from proctoring.vision.types import EnrolledFace, Pose
@@ -63,6 +63,9 @@ class SessionStart:
     identity_due: bool
     # Frame numbers continue across reconnects, so observations of one session never collide.
     last_seq: int = 0
+    # The instructor's messages to this attempt so far, oldest first (instructor_message_event), so that a reload
+    # or a reconnect shows them again.
+    messages: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,11 @@ class FrameOutcome:
     events: list[dict[str, Any]] = field(default_factory=list)
     attention: int | None = None
     label: str | None = None
-    # The most important event of this frame, for the instructor's live monitor.
-    alert: dict[str, Any] | None = None
+    # For the instructor's live monitor: every alert of this frame (most important first), the conditions the
+    # frame shows (the rules' signals), and, when a flag opened or closed, the session's open flags.
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    conditions: tuple[str, ...] = ()
+    open_flags: list[dict[str, Any]] | None = None
     identity_due: bool = False
     # Set when the session ended on this frame (the attempt closed, or the exam's policy): the reason.
     ended: str | None = None
@@ -172,7 +178,24 @@ def session_open(*, attempt_id: int, user: Any) -> SessionStart:
         enrolled=enrolled,
         identity_due=rules.identity_due(state, settings),
         last_seq=session.last_seq,
+        messages=tuple(
+            instructor_message_event(m, replayed=True)
+            for m in InstructorMessage.objects.filter(attempt=attempt).order_by("sent_at", "id")
+        ),
     )
+
+
+def instructor_message_event(message: InstructorMessage, *, replayed: bool = False) -> dict[str, Any]:
+    """The INSTRUCTOR_MESSAGE event for a stored message (docs/protocol.md): live, or replayed on connect."""
+    event: dict[str, Any] = {
+        "event": "INSTRUCTOR_MESSAGE",
+        "message": message.text,
+        "message_id": message.pk,
+        "at": message.sent_at.timestamp(),
+    }
+    if replayed:
+        event["replayed"] = True
+    return event
 
 
 _PROBLEM_EVENT = {REJECTED: "FRAME_REJECTED", EXPIRED: "OVERLOADED"}
@@ -304,20 +327,22 @@ def session_record_result(
             _end(session, reason=ended)
 
     events: list[dict[str, Any]] = []
-    alert = None
+    alerts = []
     for raw in decision.events:
         event = dict(raw)
         check = event.pop("check", None)
         if check is not None:
             event["flag_id"] = flag_ids[check]
         events.append(event)
-        if alert is None and event["event"] not in ("AUTHORIZED", "ATTENTION_UPDATE"):
-            alert = {"event": event["event"], "at": received_at, "flag_id": event.get("flag_id")}
+        if event["event"] not in ("AUTHORIZED", "ATTENTION_UPDATE"):
+            alerts.append({"event": event["event"], "at": received_at, "flag_id": event.get("flag_id")})
     return FrameOutcome(
         events=events,
         attention=decision.attention,
         label=decision.label,
-        alert=alert,
+        alerts=alerts,
+        conditions=tuple(decision.signals),
+        open_flags=session_open_flags(session_id) if decision.opens or decision.closes else None,
         identity_due=rules.identity_due(decision.state, settings),
         ended=ended,
     )

@@ -94,7 +94,75 @@ function announce(text, assertive) {
   setTimeout(() => { region.textContent = text; }, 50);
 }
 
-function notify(event, text, { assertive = false, flagId = null } = {}) {
+// The notice history outlives a reload of the page (this tab only): a student who reloads still sees what they
+// were told, and the instructor's messages. Kept in sessionStorage per attempt, at most MAX_ALERTS entries.
+const historyKey = `proctor-notices:${root.dataset.wsPath}`;
+const shownMessages = new Set();
+
+function saveHistory() {
+  const entries = Array.from(alerts.children).map((li) => ({
+    event: li.dataset.event,
+    text: li.dataset.text,
+    count: Number(li.dataset.count || "1"),
+    at: li.querySelector("time").dateTime,
+    flagId: li.dataset.flagId || null,
+    messageId: li.dataset.messageId || null,
+  }));
+  try {
+    sessionStorage.setItem(historyKey, JSON.stringify(entries));
+  } catch (err) {
+    // Storage full or disabled: the history is a convenience, the live notices still work.
+  }
+}
+
+function restoreHistory() {
+  let entries = [];
+  try {
+    entries = JSON.parse(sessionStorage.getItem(historyKey) || "[]");
+  } catch (err) {
+    return;
+  }
+  if (!Array.isArray(entries)) return;
+  // Oldest first, so that each lands on top of the ones before it, as it did live.
+  for (const entry of entries.slice(0, MAX_ALERTS).reverse()) {
+    if (!entry || typeof entry.text !== "string") continue;
+    const item = addNotice(String(entry.event), entry.text, Date.parse(entry.at) || Date.now(), entry.flagId);
+    item.dataset.count = String(Math.max(1, Number(entry.count) || 1));
+    if (Number(item.dataset.count) > 1) item.querySelector(".alert-count").textContent = ` (×${item.dataset.count})`;
+    if (entry.messageId) {
+      item.dataset.messageId = String(entry.messageId);
+      shownMessages.add(String(entry.messageId));
+    }
+  }
+}
+
+function stamp(time, at) {
+  time.dateTime = new Date(at).toISOString();
+  time.textContent = new Date(at).toLocaleTimeString();
+}
+
+function addNotice(event, text, at, flagId) {
+  const item = document.createElement("li");
+  item.className = `alert alert-${SEVERITY[event] || "info"}`;
+  item.dataset.event = event;
+  item.dataset.text = text;
+  item.dataset.count = "1";
+  // The server noted this for a person to review (docs/protocol.md: events that open a flag carry flag_id).
+  if (flagId != null) item.dataset.flagId = String(flagId);
+  const time = document.createElement("time");
+  stamp(time, at);
+  const body = document.createElement("span");
+  body.className = "alert-text";
+  body.textContent = text;
+  const count = document.createElement("span");
+  count.className = "alert-count";
+  item.append(time, " ", body, count);
+  alerts.prepend(item);
+  while (alerts.children.length > MAX_ALERTS) alerts.lastElementChild.remove();
+  return item;
+}
+
+function notify(event, text, { assertive = false, flagId = null, at = null, quiet = false, messageId = null } = {}) {
   const now = Date.now();
   // The same notice again, even with others in between (conditions that alternate, phone then face then phone):
   // count it and bring it to the top rather than add an entry every few seconds.
@@ -103,31 +171,15 @@ function notify(event, text, { assertive = false, flagId = null } = {}) {
     const count = Number(same.dataset.count || "1") + 1;
     same.dataset.count = String(count);
     same.querySelector(".alert-count").textContent = ` (×${count})`;
-    const time = same.querySelector("time");
-    time.dateTime = new Date(now).toISOString();
-    time.textContent = new Date(now).toLocaleTimeString();
+    stamp(same.querySelector("time"), at ?? now);
     if (flagId != null) same.dataset.flagId = String(flagId);
     if (same !== alerts.firstElementChild) alerts.prepend(same);
   } else {
-    const item = document.createElement("li");
-    item.className = `alert alert-${SEVERITY[event] || "info"}`;
-    item.dataset.event = event;
-    item.dataset.text = text;
-    item.dataset.count = "1";
-    // The server noted this for a person to review (docs/protocol.md: events that open a flag carry flag_id).
-    if (flagId != null) item.dataset.flagId = String(flagId);
-    const time = document.createElement("time");
-    time.dateTime = new Date(now).toISOString();
-    time.textContent = new Date(now).toLocaleTimeString();
-    const body = document.createElement("span");
-    body.className = "alert-text";
-    body.textContent = text;
-    const count = document.createElement("span");
-    count.className = "alert-count";
-    item.append(time, " ", body, count);
-    alerts.prepend(item);
-    while (alerts.children.length > MAX_ALERTS) alerts.lastElementChild.remove();
+    const item = addNotice(event, text, at ?? now, flagId);
+    if (messageId != null) item.dataset.messageId = String(messageId);
   }
+  saveHistory();
+  if (quiet) return;
   const key = `${event}:${text}`;
   if (assertive || now - (lastAnnounced.get(key) || 0) > REANNOUNCE_MS) {
     lastAnnounced.set(key, now);
@@ -235,10 +287,16 @@ function onMessage(message) {
       lastProblem = "AUTHORIZED";
       break;
     case "INSTRUCTOR_MESSAGE": {
+      // Sent live, and again after every connect (replayed: true), so a reload keeps them: each is shown once.
       const text = String(data.message || "");
+      const id = data.message_id != null ? String(data.message_id) : null;
       instructorBox.hidden = false;
       instructorText.textContent = text;
-      notify(event, `Message from your instructor: ${text}`, { assertive: true });
+      if (id !== null && shownMessages.has(id)) break;
+      if (id !== null) shownMessages.add(id);
+      const at = Number(data.at) > 0 ? Number(data.at) * 1000 : null;
+      // A replayed message was read out when it arrived: shown again, not announced again.
+      notify(event, `Message from your instructor: ${text}`, { assertive: true, at, quiet: Boolean(data.replayed), messageId: id });
       break;
     }
     case "SESSION_ENDED":
@@ -363,5 +421,6 @@ async function startCamera() {
 
 cameraRetryButton.addEventListener("click", startCamera);
 
+restoreHistory();
 startCamera();
 connect();

@@ -53,6 +53,9 @@ function makeTile(status) {
   const attText = el("span", { id: `tile-${id}-att`, textContent: "Attention: waiting for frames" });
   const attention = el("p", { className: "tile-attention" }, [attText, " ", meter]);
   const alert = el("p", { className: "tile-alert", textContent: "No alert yet" });
+  const now = el("p", { className: "tile-conditions", textContent: "Now: waiting for frames" });
+  const flags = el("ul", { className: "tile-flags" });
+  flags.setAttribute("aria-label", `Open flags of ${status.student || `attempt ${id}`}`);
   const signal = el("p", { className: "tile-signal muted" });
   const input = el("input", { type: "text", id: `msg-${id}`, maxLength: 500, autocomplete: "off" });
   const label = el("label", { htmlFor: `msg-${id}`, textContent: `Message to ${status.student || "this student"}` });
@@ -68,9 +71,9 @@ function makeTile(status) {
   const link = el("a", { href: reviewUrl(id) }, [
     "Open review", el("span", { className: "visually-hidden", textContent: ` of ${status.student || `attempt ${id}`}` }),
   ]);
-  const li = el("li", { className: "tile", id: `tile-${id}` }, [heading, thumb, conn, attention, alert, signal, form, link]);
+  const li = el("li", { className: "tile", id: `tile-${id}` }, [heading, thumb, conn, attention, now, alert, flags, signal, form, link]);
   li.setAttribute("aria-labelledby", heading.id);
-  const tile = { li, thumb, conn, meter, attText, alert, signal, input, sent, student: status.student };
+  const tile = { li, thumb, conn, meter, attText, alert, now, flags, signal, input, sent, student: status.student };
   tiles.set(id, tile);
   list.append(li);
   empty.hidden = true;
@@ -92,12 +95,28 @@ function update(status) {
     tile.attText.textContent = `Attention ${att.score} (${att.label})`;
     tile.li.dataset.attention = att.label;
   }
-  if (status.alert) {
-    const name = ALERTS[status.alert.event] || status.alert.event;
-    const when = status.alert.at ? ` at ${clock(status.alert.at)}` : "";
-    tile.alert.textContent = `⚠ ${name}${when}`;
-    if (status.alert.flag_id) tile.alert.append(" ", el("a", { href: `${reviewUrl(status.attempt_id)}#flag-${status.alert.flag_id}`, textContent: `flag ${status.alert.flag_id}` }));
-    if (status.event === "STATUS") announce(`${tile.student}: ${name}`);
+  if (Array.isArray(status.conditions)) {
+    // What the latest frame shows, as a set: several conditions at once are all named.
+    const shown = status.conditions.filter((c) => c !== "AUTHORIZED").map((c) => ALERTS[c] || c);
+    tile.now.textContent = shown.length ? `Now: ${shown.join(" · ")}` : "Now: nothing to note";
+    tile.li.dataset.conditions = shown.length ? status.conditions.join(" ") : "";
+  }
+  if (Array.isArray(status.alerts) && status.alerts.length) {
+    // Every alert of the frame, not only the first: a phone and a missing face in one frame are both told.
+    const names = status.alerts.map((a) => ALERTS[a.event] || a.event);
+    const at = status.alerts[0].at;
+    tile.alert.textContent = `⚠ ${names.join(" · ")}${at ? ` at ${clock(at)}` : ""}`;
+    if (status.event === "STATUS") announce(`${tile.student}: ${names.join(", ")}`);
+  }
+  if (Array.isArray(status.open_flags)) {
+    tile.flags.replaceChildren(...status.open_flags.map((f) => el("li", {}, [
+      el("a", { href: `${reviewUrl(status.attempt_id)}#flag-${f.flag_id}` }, [
+        `Open flag: ${ALERTS[f.event] || f.event}`,
+        el("span", { className: "visually-hidden", textContent: ` (flag ${f.flag_id})` }),
+      ]),
+      f.at ? ` since ${clock(f.at)}` : "",
+    ])));
+    tile.li.dataset.openFlags = String(status.open_flags.length);
   }
   if (status.signal) tile.signal.textContent = `Browser: ${status.signal.replace("_", " ")}${status.at ? ` at ${clock(status.at)}` : ""}`;
   if (status.thumbnail) {

@@ -126,3 +126,14 @@ def test_a_wrong_current_password_is_refused_with_a_linked_error(client):
     assert 'aria-describedby="id_old_password_error"' in html
     alice.refresh_from_db()
     assert alice.check_password(DEFAULT_PASSWORD)
+
+
+def test_every_page_has_an_icon_and_favicon_ico_leads_to_it(client):
+    from django.contrib.staticfiles import finders
+
+    html = client.get("/accounts/login/").content.decode()
+    assert 'rel="icon" href="/static/img/favicon.svg"' in html
+    response = client.get("/favicon.ico")  # what browsers ask for on pages without the link (the admin's)
+    assert response.status_code == 302 and response["Location"] == "/static/img/favicon.svg"
+    icon = finders.find("img/favicon.svg")
+    assert icon and open(icon).read().startswith("<svg")

@@ -230,3 +230,45 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     assert len(server.connections) == 2, "no reconnect after a final close code"
     assert page.url == exam_url
     assert not errors, errors
+
+
+def test_a_reload_keeps_the_notices_and_shows_the_instructors_messages_once(alices_attempt, browser):
+    exam_url, cookie = alices_attempt
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.add_cookies([cookie])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    server = ScriptedServer()
+    page.route_web_socket("**/ws/proctor/*/", server.handler)
+    ready = {"event": "READY", "session_id": 7, "resumed": False, "frame_interval_ms": 5000, "max_frame_bytes": 10**6}
+    message = {"event": "INSTRUCTOR_MESSAGE", "message": "Ten minutes left.", "message_id": 5, "at": time.time() - 60}
+    page.goto(exam_url)
+    settle(page, lambda: server.connections)
+    server.send(ready)
+    server.send({"event": "PHONE_DETECTED", "flag_id": 42})
+    server.send({"event": "PHONE_DETECTED", "flag_id": 42})
+    server.send(message)
+    page.wait_for_selector('#proctor-alerts li[data-event="INSTRUCTOR_MESSAGE"]')
+    page.wait_for_function("() => document.getElementById('proctor-assertive').textContent.includes('Ten minutes')")
+
+    page.reload()
+    settle(page, lambda: len(server.connections) == 2)
+    # Before the socket says anything, the history is back: the phone notice with its count and flag.
+    phone = page.wait_for_selector('#proctor-alerts li[data-event="PHONE_DETECTED"][data-flag-id="42"]')
+    assert phone.get_attribute("data-count") == "2"
+    server.send({**ready, "resumed": True})
+    server.send({**message, "replayed": True})  # the server replays every message after READY
+    page.wait_for_selector("#proctor-instructor:not([hidden])")
+    assert page.inner_text("#proctor-instructor-text") == "Ten minutes left."
+    page.wait_for_timeout(500)
+    instructor = page.locator('#proctor-alerts li[data-event="INSTRUCTOR_MESSAGE"]')
+    assert instructor.count() == 1 and instructor.get_attribute("data-count") == "1"
+    assert "Ten minutes" not in page.inner_text("#proctor-assertive")  # shown again, not read out again
+    # A replayed message that this tab never saw (sent while it was closed) is shown, at the time it was sent.
+    server.send({"event": "INSTRUCTOR_MESSAGE", "message": "Please face the camera.", "message_id": 6,
+                 "at": time.time() - 30, "replayed": True})  # fmt: skip
+    page.wait_for_selector('#proctor-alerts li[data-text="Message from your instructor: Please face the camera."]')
+    assert page.inner_text("#proctor-instructor-text") == "Please face the camera."
+    assert errors == []
+    context.close()

@@ -2,7 +2,8 @@
 
 The frame's colour says what it "shows", so a test scripts a whole exam with solid-colour JPEGs that go through the
 real decoder: white is alice alone, black nobody, red two faces, blue someone else, green alice with a phone, gray
-alice looking away, yellow a slow frame (1 s), magenta a server error. The worker resolves it by import path
+alice looking away, olive alice looking away with a phone (two alerts in one frame), yellow a slow frame (1 s),
+magenta a server error. The worker resolves it by import path
 (INFERENCE_ANALYZER="tests.proctoring.fakes:scripted_analyzer"), also in spawned processes and Celery workers.
 """
 
@@ -22,6 +23,7 @@ COLOURS = {
     "stranger": (255, 0, 0),
     "phone": (0, 255, 0),
     "looking_away": (128, 128, 128),
+    "phone_away": (0, 128, 128),
     "slow": (0, 255, 255),
     "crash": (255, 0, 255),
 }
@@ -82,6 +84,10 @@ class ScriptedAnalyzer:
             found = (DetectedObject("cell phone", (1.0, 1.0, 5.0, 5.0), 0.91),)
         elif scene == "looking_away":
             pose = Pose(50.0, 0.0, 0.0)
+        elif scene == "phone_away":
+            pose = Pose(50.0, 0.0, 0.0)
+            if "cell phone" in objects:
+                found = (DetectedObject("cell phone", (1.0, 1.0, 5.0, 5.0), 0.91),)
         return Observation(
             width=w,
             height=h,

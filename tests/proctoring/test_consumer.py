@@ -517,18 +517,70 @@ async def test_the_live_monitor_gets_compact_status_with_a_small_thumbnail(alice
     await show(socket, "phone")
     status = await layer.receive(watcher)
     assert status["attention"] == {"score": 30, "label": "Away"}
-    assert status["alert"]["event"] == "PHONE_DETECTED"
+    assert [a["event"] for a in status["alerts"]] == ["PHONE_DETECTED"]
+    assert status["conditions"] == ["AUTHORIZED", "PHONE_DETECTED"]
     assert 0 < len(status["thumbnail"]) < 20_000 * 4 / 3 + 4
+    await socket.disconnect()
+
+
+async def test_every_alert_of_a_frame_reaches_the_monitor_with_that_frames_picture_and_the_open_flags(alice):
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from tests.proctoring.fakes import COLOURS
+
+    attempt = await db(sitting)(alice, k=2, n=3)
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add(monitor_group(attempt.exam_id), watcher)
+    socket, _ = await join(alice, attempt.pk)
+    await layer.receive(watcher)  # connected
+    await show(socket, "alice")  # the first frame's thumbnail (alice) is taken now; the next is due in 10 s
+    await layer.receive(watcher)
+    statuses = []
+    for _ in range(2):
+        await show(socket, "phone_away")
+        statuses.append(await layer.receive(watcher))
+    first, second = statuses
+    assert first["conditions"] == ["AUTHORIZED", "PHONE_DETECTED", "LOOKING_AWAY"]
+    assert [a["event"] for a in first["alerts"]] == ["PHONE_DETECTED", "LOOKING_AWAY"]
+    # The picture beside the alerts is the frame that raised them (olive), not alice's earlier one (white).
+    thumb = cv2.imdecode(np.frombuffer(base64.b64decode(first["thumbnail"]), np.uint8), cv2.IMREAD_COLOR)
+    assert np.abs(thumb.reshape(-1, 3).mean(axis=0) - COLOURS["phone_away"]).max() < 10
+    # The second frame opens both flags (2 of 3): each alert carries its flag, and the open flags come along.
+    flags = {a["event"]: a["flag_id"] for a in second["alerts"]}
+    assert set(flags) == {"PHONE_DETECTED", "LOOKING_AWAY"} and all(flags.values())
+    assert {(f["event"], f["flag_id"]) for f in second["open_flags"]} == set(flags.items())
     await socket.disconnect()
 
 
 async def test_an_instructor_message_reaches_alice(alice):
     attempt = await db(sitting)(alice)
     socket, _ = await join(alice, attempt.pk)
+    event = {"event": "INSTRUCTOR_MESSAGE", "message": "Five minutes left.", "message_id": 7, "at": 1700000000.0}
     await get_channel_layer().group_send(
-        attempt_group(attempt.pk), {"type": "proctor.instructor_message", "message": "Five minutes left."}
+        attempt_group(attempt.pk), {"type": "proctor.instructor_message", "event": event}
     )
-    assert await socket.receive_json_from() == {"event": "INSTRUCTOR_MESSAGE", "message": "Five minutes left."}
+    assert await socket.receive_json_from() == event
+    await socket.disconnect()
+
+
+async def test_a_reconnect_shows_the_instructors_messages_again_oldest_first(alice):
+    from proctoring.models import InstructorMessage
+
+    attempt = await db(sitting)(alice)
+    charlie = await db(lambda: attempt.exam.owner)()
+    first = await db(InstructorMessage.objects.create)(attempt=attempt, sender=charlie, text="Five minutes left.")
+    second = await db(InstructorMessage.objects.create)(attempt=attempt, sender=charlie, text="Please face the camera.")
+    socket, _ = await join(alice, attempt.pk)  # READY, then the messages so far
+    replayed = [await socket.receive_json_from(), await socket.receive_json_from()]
+    assert [(e["event"], e["message"], e["message_id"], e["replayed"]) for e in replayed] == [
+        ("INSTRUCTOR_MESSAGE", "Five minutes left.", first.pk, True),
+        ("INSTRUCTOR_MESSAGE", "Please face the camera.", second.pk, True),
+    ]
+    assert replayed[0]["at"] == first.sent_at.timestamp()
     await socket.disconnect()
 
 

@@ -136,6 +136,30 @@ def test_it_restores_the_exams_interval_when_load_falls_but_not_at_the_first_qui
     assert pool.pace_interval_ms(2000) == 2000
 
 
+def test_a_room_paced_a_little_by_its_connect_burst_returns_to_the_exams_interval(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=85.0)  # measured low while the room connects
+    students(pool, 150)  # 75 frames/s: x1.10
+    assert pool.pace_interval_ms(2000) == 2500
+    pool.capacity, pool.frames_waiting = 97.0, False  # settled: 75 frames/s is within 80% of 97
+    clock[0] += 1.0
+    assert pool.pace_interval_ms(2000) == 2500  # each pace holds
+    clock[0] += 10.0
+    assert pool.pace_interval_ms(2000) == 2000  # though 0.97 is not below 0.8 x 1.10
+
+
+def test_it_stays_paced_while_frames_still_wait_even_if_the_estimate_says_it_could_cope(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=85.0)
+    students(pool, 150)
+    assert pool.pace_interval_ms(2000) == 2500
+    pool.capacity = 97.0  # frames_waiting stays True
+    clock[0] += 11.0
+    assert pool.pace_interval_ms(2000) == 2500
+
+
 def test_without_a_known_capacity_it_follows_the_sheds(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
@@ -147,6 +171,46 @@ def test_without_a_known_capacity_it_follows_the_sheds(monkeypatch):
     assert pool.pace_interval_ms(2000) == 2500
     clock[0] += 25.0  # 20 s without a shed: a step back down
     assert pool.pace_interval_ms(2000) == 2000
+
+
+# --- What the local workers can analyse ---------------------------------------------------------------------------
+
+
+def test_the_load_besides_the_workers_is_the_machines_busy_time_less_theirs(monkeypatch):
+    from proctoring.pool.local import OtherLoad
+
+    load = OtherLoad()
+    busy = iter([100.0, 101.5, 103.0])
+    monkeypatch.setattr(load, "_busy_s", lambda: next(busy))
+    assert load.update(0.0, workers_cpu_s=50.0) is None  # one sample is no window
+    assert load.update(1.0, workers_cpu_s=51.0) is None  # nor is one second
+    # 3 s of busy cores in 2 s, 2 s of them the workers': the server, the database and the rest kept 0.5 busy.
+    assert load.update(2.0, workers_cpu_s=52.0) == pytest.approx(0.5)
+    assert load.update(2.5, workers_cpu_s=52.0) == pytest.approx(0.5)  # sampled at most once a second
+
+
+def test_the_local_capacity_counts_the_workers_cpu_time_and_the_cores_left_to_them():
+    pool = LocalPool(workers=2, analyzer_path=SCRIPTED)
+    pool._executor = object()  # as if started: no processes are needed for the arithmetic
+    pool._ready.set()
+    for _ in range(40):  # 25 ms of wall time a frame, 16 of them on a core
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=25.0, worker_cpu_ms=16.0))
+
+    class Busy:
+        cores, other = 2, None
+
+        def update(self, now, workers_cpu_s):
+            return self.other
+
+    pool._other_load = busy = Busy()
+    assert pool.capacity_fps() == pytest.approx(2 / 0.025)  # no window yet: the wall time alone
+    busy.other = 0.4  # server and database: 1.6 cores left for two workers
+    assert pool.capacity_fps() == pytest.approx(1.6 / 0.016)
+    busy.other = 0.0  # at most one core per worker
+    assert pool.capacity_fps() == pytest.approx(2 / 0.016)
+    busy.other = 1.9  # the rest of the box takes nearly everything: still half a core
+    assert pool.capacity_fps() == pytest.approx(0.5 / 0.016)
+    pool._executor = None
 
 
 def test_a_student_slowed_by_the_server_is_never_called_stalled():

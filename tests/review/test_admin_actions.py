@@ -46,3 +46,12 @@ def test_the_flag_page_links_to_the_review_page_and_does_not_edit_status_directl
     page = client.get(reverse("admin:proctoring_flag_change", args=[flag.pk])).content.decode()
     assert f"/review/attempts/{alice_attempt.pk}/#flag-{flag.pk}" in page
     assert 'name="status"' not in page
+
+
+def test_the_flagged_sessions_filters_say_which_status_they_filter(root, alice_attempt):
+    page = admin_client(root).get(reverse("admin:proctoring_proctoringsession_changelist")).content.decode()
+    for title in ("By session status", "By flag kind", "By flag status"):
+        assert title in page, title
+    assert page.count("By status") == 0
+    filtered = admin_client(root).get(reverse("admin:proctoring_proctoringsession_changelist"), {"flags__status": "open"})
+    assert filtered.status_code == 200 and "alice" in filtered.content.decode()

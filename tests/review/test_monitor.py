@@ -118,14 +118,14 @@ async def test_two_streaming_students_appear_and_a_message_reaches_only_alice(ch
         monitor,
         lambda seen: (
             {s["attempt_id"] for s in seen if s.get("attention")} == {alice_attempt.pk, bob_attempt.pk}
-            and any(s.get("alert") for s in seen)
+            and any(s.get("alerts") for s in seen)
         ),
     )
     by_attempt = {s["attempt_id"]: s for s in statuses if s.get("attention")}
     assert by_attempt[alice_attempt.pk]["student"] == "Alice Adams"
     assert by_attempt[alice_attempt.pk]["attention"]["label"] == "Focused"
     assert by_attempt[bob_attempt.pk]["attention"]["label"] == "Away"
-    assert any(s.get("alert", {}).get("event") == "PHONE_DETECTED" for s in statuses)
+    assert any(a["event"] == "PHONE_DETECTED" for s in statuses for a in s.get("alerts", []))
     assert any(s.get("thumbnail") for s in statuses)  # the first frame of each student carries one
 
     await monitor.send_json_to(
@@ -135,12 +135,15 @@ async def test_two_streaming_students_appear_and_a_message_reaches_only_alice(ch
     while sent["event"] == "STATUS":
         sent = await monitor.receive_json_from(timeout=5)
     assert sent["event"] == "MESSAGE_SENT" and sent["attempt_id"] == alice_attempt.pk
-    assert await alice_socket.receive_json_from(timeout=5) == {
-        "event": "INSTRUCTOR_MESSAGE",
-        "message": "Please face the camera.",
-    }
+    received = await alice_socket.receive_json_from(timeout=5)
     assert await bob_socket.receive_nothing(timeout=0.3)
     record = await db(InstructorMessage.objects.select_related("sender").get)()
+    assert received == {
+        "event": "INSTRUCTOR_MESSAGE",
+        "message": "Please face the camera.",
+        "message_id": record.pk,
+        "at": record.sent_at.timestamp(),
+    }
     assert (record.attempt_id, record.sender.username, record.text) == (
         alice_attempt.pk,
         "charlie",

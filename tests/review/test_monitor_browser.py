@@ -135,6 +135,12 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             expect(bob_tile).to_contain_text("(Away)")
             expect(alice_tile.locator("img.thumb")).to_be_visible()
             expect(charlie.locator("#monitor-announcer")).to_contain_text("Bob Brown: Phone in view")
+            # What bob's camera shows now, and his open flag with its link into review, once k of n frames agree.
+            expect(bob_tile.locator(".tile-conditions")).to_have_text("Now: Phone in view")
+            expect(alice_tile.locator(".tile-conditions")).to_have_text("Now: nothing to note")
+            flag_link = bob_tile.locator(".tile-flags a")
+            expect(flag_link).to_contain_text("Open flag: Phone in view", timeout=30_000)
+            assert f"/review/attempts/{bob_id}/#flag-" in flag_link.get_attribute("href")
 
             alice_tile.get_by_label("Message to Alice Adams").fill("Please keep your face in view.")
             alice_tile.get_by_role("button", name="Send").click()

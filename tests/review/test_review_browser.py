@@ -58,6 +58,14 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
             expect(rows.nth(0)).to_contain_text("Alice Adams")
             expect(rows.nth(0)).to_contain_text("High")
             page.screenshot(path=str(ARTIFACTS / "attempts.png"), full_page=True)
+            # At laptop widths the way into each attempt is on screen: the student's name links to the review.
+            for width in (1280, 1024):
+                page.set_viewport_size({"width": width, "height": 900})
+                link = rows.nth(0).get_by_role("link", name="Alice Adams (alice): review the attempt")
+                box = link.bounding_box()
+                assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, (width, box)
+                page.screenshot(path=str(ARTIFACTS / f"attempts-{width}.png"))
+            page.set_viewport_size({"width": 1200, "height": 1000})
             rows.nth(0).get_by_role("link", name="Review the attempt of Alice Adams (alice)").click()
 
             # 2. The review page: timeline and evidence. Every snapshot loads through the private view.
