@@ -28,7 +28,6 @@ from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
 from proctoring.pool.base import OK, ObjectsMemory, make_thumbnail, objects_memory_after
-from proctoring.vision.frames import FrameError, decode_frame
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
@@ -40,6 +39,7 @@ from proctoring.services.sessions import (
     session_record_result,
     session_record_signal,
 )
+from proctoring.vision.frames import FrameError, decode_frame
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class MonitorStatus(TypedDict, total=False):
     attempt_id: int
     session_id: int
     student: str
-    connection: str  # connected | stalled | disconnected | ended
+    student_id: int
+    connection: str  # connected | stalled | disconnected | submitted | ended
     attention: dict[str, Any] | None
     alerts: list[dict[str, Any]] | None  # every alert of the frame, most important first
     conditions: list[str]  # what the frame shows (the rules' signals); empty when all is well
@@ -252,7 +253,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
             # Let the frame in flight be recorded (nothing stored is lost), bounded by the pool's timeout.
             await asyncio.wait({self.inflight}, timeout=self.pool.timeout_s + 2)
         ended = await db_call(session_disconnect)(session_id=self.start.session_id, code=code)
-        await self._monitor(connection="ended" if ended else "disconnected")
+        await self._monitor(connection=ended or "disconnected")
 
     # --- Client -> server ------------------------------------------------------------------------------------
 
@@ -489,6 +490,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
             "attempt_id": start.attempt_id,
             "session_id": start.session_id,
             "student": start.student,
+            "student_id": start.student_id,
             "connection": connection,
             "at": time.time(),
         }
@@ -498,11 +500,11 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         except Exception:  # noqa: BLE001 - the live monitor is best effort; the student's stream comes first
             log.warning("proctoring: monitor update for attempt %s failed", start.attempt_id, exc_info=True)
 
-    async def _ended(self, reason: str) -> None:
+    async def _ended(self, reason: str, *, submitted: bool = False) -> None:
         if self.closing:
             return
         await self.send_json({"event": "SESSION_ENDED", "reason": reason, "message": _ENDED_MESSAGES.get(reason, "")})
-        await self._monitor(connection="ended")
+        await self._monitor(connection="submitted" if submitted else "ended")
         await self._close(1000)
 
     async def _close(self, code: int) -> None:
@@ -531,7 +533,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         was submitted or expired, perhaps from another tab or a sweep): tell the student and close."""
         if self.start is None:
             return
-        await self._ended(str(message.get("reason") or "attempt_closed"))
+        await self._ended(str(message.get("reason") or "attempt_closed"), submitted=bool(message.get("submitted")))
 
     async def proctor_instructor_message(self, message: dict[str, Any]) -> None:
         """The live monitor sends {"type": "proctor.instructor_message", "event": {...}} to attempt_group(), with

@@ -142,7 +142,9 @@ class Flag(models.Model):
     ended_seq = models.PositiveIntegerField(null=True, blank=True)
     confidence = models.FloatField()
     threshold = models.FloatField()
-    model_version = models.CharField(max_length=200, blank=True)
+    # Every model behind the flag, in full ("pack=default@2026.11.4,detector=...,embedder=..."): it was cut at 200
+    # characters, mid-name. model_version_label is the short form pages show first.
+    model_version = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
     # k, n, the per-frame values behind the decision, and the settings that produced it.
     details = models.JSONField(default=dict, blank=True)
@@ -153,6 +155,14 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} in session {self.session_id}"
+
+    @property
+    def model_version_label(self) -> str:
+        """The model pack and its version ("default@2026.11.4"), or the start of the full string without one."""
+        parts = dict(part.split("=", 1) for part in self.model_version.split(",") if "=" in part)
+        if "pack" in parts:
+            return parts["pack"]
+        return self.model_version if len(self.model_version) <= 40 else f"{self.model_version[:39]}…"
 
 
 class Snapshot(models.Model):

@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from exams.models import Exam
 from examsite.websocket import SurvivesLayerOutage
 from proctoring.consumers import attempt_group, monitor_group, parse_message
-from proctoring.selectors_review import exam_active_sessions
+from proctoring.selectors_review import exam_roster
 from proctoring.services.review import ReviewError, instructor_message_create, user_can_review_exam
 from proctoring.services.sessions import instructor_message_event
 
@@ -62,7 +62,7 @@ class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
         self.sent: list[float] = []
         await self.channel_layer.group_add(monitor_group(exam.pk), self.channel_name)
         await self.accept()
-        tiles = await database_sync_to_async(exam_active_sessions)(exam=exam)
+        tiles = await database_sync_to_async(exam_roster)(exam=exam)
         snapshot: SnapshotEvent = {"event": "SNAPSHOT", "exam_id": exam.pk, "tiles": tiles}
         await self.send_json(snapshot)
 

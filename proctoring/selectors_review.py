@@ -6,15 +6,17 @@ Withdrawn flags (a re-scoring no longer raises them) are left out of counts and 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.utils import timezone
 
 from accounts.models import User
-from exams.models import Attempt, Exam
+from exams.models import Attempt, Enrollment, Exam
 from proctoring import rules
 from proctoring.models import (
     BrowserSignal,
@@ -28,7 +30,6 @@ from proctoring.models import (
     Snapshot,
     StreamEvent,
 )
-from proctoring.selectors import session_open_flags
 from proctoring.services.review import user_can_review_exam
 
 # How much an open flag of each kind weighs in the review priority. Identity and a second person are the strongest
@@ -315,33 +316,100 @@ def exam_rescore_runs(*, exam: Exam) -> QuerySet[RescoreRun]:
     return RescoreRun.objects.filter(exam=exam).select_related("actor")
 
 
-def exam_active_sessions(*, exam: Exam) -> list[dict]:
-    """Initial tiles for the live monitor: each active session with its latest attention and latest open flag."""
-    sessions = list(
-        ProctoringSession.objects.filter(attempt__exam=exam, status=ProctoringSession.Status.ACTIVE)
-        .select_related("attempt__student")
-        .order_by("attempt__student__username")
+# Where each student of an exam stands, for the live monitor's roster (issue 12). The consumer's live status uses
+# the same words for the states it can see (connected, stalled, disconnected, ended, submitted).
+ROSTER_STATES = ("not_started", "setting_up", "connected", "stalled", "disconnected", "submitted", "ended")
+_CONNECTION_KINDS = (
+    StreamEvent.Kind.CONNECTED,
+    StreamEvent.Kind.RESUMED,
+    StreamEvent.Kind.DISCONNECTED,
+    StreamEvent.Kind.STALLED,
+    StreamEvent.Kind.RECOVERED,
+)
+
+
+def roster_state(attempt: Attempt | None, session: ProctoringSession | None, last_connection: str | None) -> str:
+    """One student's state on the monitor, from their latest attempt, its latest session and the session's last
+    connection event."""
+    if attempt is None:
+        return "not_started"
+    if attempt.status == Attempt.Status.SUBMITTED:
+        return "submitted"
+    if attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= timezone.now():
+        return "ended"
+    if session is None:
+        return "setting_up"  # consent, enrolment or the check: proctoring has not connected yet
+    if session.status != ProctoringSession.Status.ACTIVE:
+        return "ended"
+    if last_connection == StreamEvent.Kind.DISCONNECTED:
+        return "disconnected"
+    if last_connection == StreamEvent.Kind.STALLED:
+        return "stalled"
+    return "connected" if session.last_frame_at is not None else "setting_up"
+
+
+def exam_roster(*, exam: Exam) -> list[dict]:
+    """Initial tiles for the live monitor: every student enrolled in the exam (and anyone with an attempt), each
+    with their state, latest attention and conditions, open flags and review priority. A fixed number of queries
+    whatever the class size: 200 students must not cost 1,000 queries each time a monitor connects."""
+    students = {e.student_id: e.student for e in Enrollment.objects.filter(exam=exam).select_related("student")}
+    latest: dict[int, Attempt] = {}
+    for attempt in Attempt.objects.filter(exam=exam).select_related("student").order_by("number", "id"):
+        latest[attempt.student_id] = attempt
+        students.setdefault(attempt.student_id, attempt.student)
+    last_connection = (
+        StreamEvent.objects.filter(session=OuterRef("pk"), kind__in=_CONNECTION_KINDS)
+        .order_by("-at", "-id")
+        .values("kind")[:1]
     )
-    tiles = []
-    for session in sessions:
-        last = (
-            Observation.objects.filter(session=session)
-            .order_by("-seq")
-            .values("attention", "captured_at", "signals")
-            .first()
+    last_observation = Observation.objects.filter(session=OuterRef("pk")).order_by("-seq")
+    sessions: dict[int, ProctoringSession] = {}
+    for session in (
+        ProctoringSession.objects.filter(attempt__in=latest.values())
+        .annotate(
+            last_connection=Subquery(last_connection),
+            last_attention=Subquery(last_observation.values("attention")[:1]),
+            last_signals=Subquery(last_observation.values("signals")[:1]),
         )
+        .order_by("started_at", "id")
+    ):
+        sessions[session.attempt_id] = session  # the latest session of each attempt wins
+    open_flags: dict[int, list[Flag]] = {}
+    for flag in Flag.objects.filter(session__in=sessions.values(), status=Flag.Status.OPEN).order_by(
+        "started_at", "id"
+    ):
+        open_flags.setdefault(flag.session_id, []).append(flag)
+
+    tiles = []
+    for student_id, student in students.items():
+        attempt = latest.get(student_id)
+        session = sessions.get(attempt.pk) if attempt is not None else None
+        flags = open_flags.get(session.pk, []) if session is not None else []
+        signals = session.last_signals if session is not None else None
+        if isinstance(signals, str):  # some databases hand a JSON subquery back as text
+            signals = json.loads(signals)
         tiles.append(
             {
-                "attempt_id": session.attempt_id,
-                "session_id": session.pk,
+                "student_id": student_id,
+                "attempt_id": attempt.pk if attempt is not None else None,
+                "session_id": session.pk if session is not None else None,
                 # The same name the proctoring consumer puts in its status, so a tile keeps one title.
-                "student": session.attempt.student.get_full_name() or session.attempt.student.get_username(),
-                "connected": session.last_frame_at is not None,
-                "attention": last["attention"] if last else None,
-                "label": rules.attention_label(last["attention"]) if last else None,
-                "conditions": list(last["signals"]) if last else [],
-                "open_flags": session_open_flags(session.pk),
-                "last_frame_at": session.last_frame_at.timestamp() if session.last_frame_at else None,
+                "student": student.get_full_name() or student.get_username(),
+                "state": roster_state(attempt, session, session.last_connection if session is not None else None),
+                "attention": session.last_attention if session is not None else None,
+                "label": rules.attention_label(session.last_attention)
+                if session is not None and session.last_attention is not None
+                else None,
+                "conditions": list(signals or []),
+                "open_flags": [
+                    {"kind": f.kind, "event": f.kind.upper(), "flag_id": f.pk, "at": f.started_at.timestamp()}
+                    for f in flags
+                ],
+                "priority": round(sum(flag_priority(f) for f in flags), 2),
+                "last_frame_at": session.last_frame_at.timestamp()
+                if session is not None and session.last_frame_at
+                else None,
             }
         )
+    tiles.sort(key=lambda t: t["student"].lower())
     return tiles

@@ -28,16 +28,17 @@ from proctoring import rules, timeline
 from proctoring.models import BrowserSignal, Flag, StreamEvent
 from proctoring.selectors_review import (
     KIND_LABELS,
+    PRIORITY_WEIGHTS,
     SORTS,
     STATES,
     attempt_for_review,
     attempt_of_student,
     attempt_review_data,
-    exam_active_sessions,
     exam_attempt_summaries,
     exam_flags_for_export,
     exam_for_review,
     exam_rescore_runs,
+    exam_roster,
     exams_reviewable_by,
     student_confirmed_flags,
 )
@@ -399,7 +400,11 @@ def exam_rescore(request: HttpRequest, exam_id: int) -> HttpResponse:
 @login_required
 def exam_monitor(request: HttpRequest, exam_id: int) -> HttpResponse:
     exam = _exam_or_404(request, exam_id)
-    return render(request, "review/monitor.html", {"exam": exam, "tiles": exam_active_sessions(exam=exam)})
+    return render(
+        request,
+        "review/monitor.html",
+        {"exam": exam, "tiles": exam_roster(exam=exam), "weights": PRIORITY_WEIGHTS},
+    )
 
 
 @login_required

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('proctoring', '0005_capacity_shed_counter_skip_rule_last_seq'),
+        ("proctoring", "0005_capacity_shed_counter_skip_rule_last_seq"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='observation',
-            name='identity_from_seq',
+            model_name="observation",
+            name="identity_from_seq",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
     ]

@@ -15,7 +15,7 @@ def _when(epoch: float) -> datetime:
 
 def model_version_of(models: dict[str, str]) -> str:
     """One readable string of the models behind an observation, e.g. "detector=blazeface@0.6.0,embedder=..."."""
-    return ",".join(f"{role}={version}" for role, version in sorted(models.items()))[:200]
+    return ",".join(f"{role}={version}" for role, version in sorted(models.items()))
 
 
 def flag_open(

@@ -292,7 +292,7 @@ def _at(seconds: float | None) -> datetime | None:
 def _model_version(session_id: int, seq: int) -> str:
     versions = Observation.objects.filter(session_id=session_id, seq=seq).values_list("model_versions", flat=True)
     value = next(iter(versions), None) or {}
-    return model_version_of(dict(value)) if isinstance(value, Mapping) else str(value)[:200]
+    return model_version_of(dict(value)) if isinstance(value, Mapping) else str(value)
 
 
 def rescore_apply(*, exam_id: int, actor: User, config: Mapping[str, Any]) -> tuple[RescoreRun, RescorePlan]:

@@ -63,6 +63,7 @@ class SessionStart:
     identity_due: bool
     # Frame numbers continue across reconnects, so observations of one session never collide.
     last_seq: int = 0
+    student_id: int = 0
     # The instructor's messages to this attempt so far, oldest first (instructor_message_event), so that a reload
     # or a reconnect shows them again.
     messages: tuple[dict[str, Any], ...] = ()
@@ -173,6 +174,7 @@ def session_open(*, attempt_id: int, user: Any) -> SessionStart:
         attempt_id=attempt.pk,
         exam_id=attempt.exam_id,
         student=attempt.student.get_full_name() or attempt.student.get_username(),
+        student_id=attempt.student_id,
         resumed=resumed,
         settings=settings,
         enrolled=enrolled,
@@ -375,9 +377,10 @@ def session_note_stream(*, session_id: int, kind: str, details: dict[str, Any] |
     StreamEvent.objects.create(session_id=session_id, kind=kind, at=timezone.now(), details=details or {})
 
 
-def session_disconnect(*, session_id: int, code: int) -> bool:
+def session_disconnect(*, session_id: int, code: int) -> str | None:
     """The socket closed. Record it; if the attempt is no longer in progress (the student submitted and the page
-    moved on), end the session with it. Returns True when the session ended here.
+    moved on), end the session with it. Returns how it ended when it ended here ("submitted" when the student
+    submitted, "ended" otherwise, as the live monitor says), or None.
 
     The page's form submission completes before the browser unloads the exam page, so by the time its socket closes
     the attempt is already submitted; a dropped network leaves the attempt open and the session resumable.
@@ -390,8 +393,9 @@ def session_disconnect(*, session_id: int, code: int) -> bool:
     if session.status == ProctoringSession.Status.ACTIVE and (
         attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= timezone.now()
     ):
-        return session_end(session_id=session_id, reason="attempt_closed")
-    return False
+        if session_end(session_id=session_id, reason="attempt_closed"):
+            return "submitted" if attempt.status == Attempt.Status.SUBMITTED else "ended"
+    return None
 
 
 def session_record_signal(*, session_id: int, kind: str) -> BrowserSignal:
@@ -435,16 +439,17 @@ def session_end_for_attempt(*, attempt: Attempt, reason: str = "attempt_closed")
     session = ProctoringSession.objects.filter(attempt=attempt, status="active").first()
     if session is None or not session_end(session_id=session.pk, reason=reason):
         return False
-    attempt_id = attempt.pk
-    transaction.on_commit(lambda: _tell_live_socket(attempt_id=attempt_id, reason=reason))
+    attempt_id, submitted = attempt.pk, attempt.status == Attempt.Status.SUBMITTED
+    transaction.on_commit(lambda: _tell_live_socket(attempt_id=attempt_id, reason=reason, submitted=submitted))
     return True
 
 
-def _tell_live_socket(*, attempt_id: int, reason: str) -> None:
+def _tell_live_socket(*, attempt_id: int, reason: str, submitted: bool = False) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    message = {"type": "proctor.ended", "reason": reason, "submitted": submitted}
     try:
-        async_to_sync(layer.group_send)(attempt_group(attempt_id), {"type": "proctor.ended", "reason": reason})
+        async_to_sync(layer.group_send)(attempt_group(attempt_id), message)
     except Exception:  # noqa: BLE001 - best effort: the session has ended; a socket left open learns it on its next frame
         log.warning("proctoring: could not tell attempt %s's socket that its session ended", attempt_id, exc_info=True)

@@ -14,6 +14,7 @@ from proctoring import rules
 from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, StreamEvent
 from proctoring.pool.base import OK, TIMEOUT, AnalysisResult
 from proctoring.selectors import frame_records_for_session
+from proctoring.services.flags import model_version_of
 from proctoring.services.sessions import (
     SessionRefused,
     _pack_embedder_id,
@@ -147,3 +148,15 @@ def test_the_enrolled_face_travels_as_plain_floats(alice):
     start = session_open(attempt_id=attempt_of(alice).pk, user=alice)
     assert start.enrolled.embedding == pytest.approx((0.6, 0.8))
     assert start.enrolled.neutral.yaw == 4.0
+
+
+def test_a_flag_keeps_every_model_version_in_full_and_shows_the_pack_first():
+    long = {"pack": "default@2026.11.4", "detector": "blazeface@full-range+short-range-fallback" * 3,
+            "embedder": "arcface_onnx@faceplugin-0.0.1", "objects": "ssd_coco_openvino@ssd-mobilenet-v2-coco-2018",
+            "pose": "facemesh_pose@face-mesh"}  # fmt: skip
+    version = model_version_of(long)
+    assert len(version) > 200 and version.endswith("pose=facemesh_pose@face-mesh")
+    flag = Flag(model_version=version)
+    assert flag.model_version_label == "default@2026.11.4"
+    assert Flag(model_version="detector=d@1,objects=o@2").model_version_label == "detector=d@1,objects=o@2"
+    assert len(Flag(model_version="x" * 300).model_version_label) == 40

@@ -232,7 +232,9 @@ async def test_alice_streams_to_one_server_and_charlie_watches_and_messages_her_
         await monitor.ws.send(json.dumps({"type": "message", "attempt_id": attempt, "message": MESSAGE}))
         sent = await monitor.expect("MESSAGE_SENT", lambda e: e["event"] in ("MESSAGE_SENT", "ERROR"))
         assert sent["event"] == "MESSAGE_SENT" and sent["attempt_id"] == attempt, sent
-        await alice.expect("INSTRUCTOR_MESSAGE", lambda e: e["event"] == "INSTRUCTOR_MESSAGE" and e["message"] == MESSAGE)
+        await alice.expect(
+            "INSTRUCTOR_MESSAGE", lambda e: e["event"] == "INSTRUCTOR_MESSAGE" and e["message"] == MESSAGE
+        )
 
         # 4. alice leaves; charlie sees her session end.
         await alice.ws.send(json.dumps({"type": "end"}))

@@ -34,12 +34,13 @@ def seed_exam() -> dict:
         closes_at=now + timedelta(days=1),
         published=True,
     )
-    attempts = {}
+    attempts, students = {}, {}
     for username, first, last in (("alice", "Alice", "Adams"), ("bob", "Bob", "Brown")):
         student = User.objects.create(
             username=username, first_name=first, last_name=last, role=User.Role.STUDENT, password=password
         )
         Enrollment.objects.create(exam=exam, student=student)
+        students[username] = student.pk
         FaceTemplate.objects.create(
             user=student,
             pack="default",
@@ -50,7 +51,7 @@ def seed_exam() -> dict:
         attempts[username] = Attempt.objects.create(
             exam=exam, student=student, started_at=now, deadline=now + timedelta(hours=1)
         ).pk
-    return {"exam": exam.pk, "attempts": attempts, "password": PASSWORD}
+    return {"exam": exam.pk, "attempts": attempts, "students": students, "password": PASSWORD}
 
 
 def main() -> None:

@@ -53,5 +53,7 @@ def test_the_flagged_sessions_filters_say_which_status_they_filter(root, alice_a
     for title in ("By session status", "By flag kind", "By flag status"):
         assert title in page, title
     assert page.count("By status") == 0
-    filtered = admin_client(root).get(reverse("admin:proctoring_proctoringsession_changelist"), {"flags__status": "open"})
+    filtered = admin_client(root).get(
+        reverse("admin:proctoring_proctoringsession_changelist"), {"flags__status": "open"}
+    )
     assert filtered.status_code == 200 and "alice" in filtered.content.decode()

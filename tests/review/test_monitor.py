@@ -108,7 +108,9 @@ async def test_two_streaming_students_appear_and_a_message_reaches_only_alice(ch
     alice_attempt = await db(sitting)(exam, alice)
     bob_attempt = await db(sitting)(exam, bob)
     monitor, snapshot = await monitor_of(charlie, exam.pk)
-    assert snapshot["tiles"] == []
+    # Both are on the roster before they stream: enrolled, attempt open, proctoring not connected yet.
+    assert {t["attempt_id"]: t["state"] for t in snapshot["tiles"]} == {
+        alice_attempt.pk: "setting_up", bob_attempt.pk: "setting_up"}  # fmt: skip
 
     alice_socket = await proctor(alice, alice_attempt.pk)
     bob_socket = await proctor(bob, bob_attempt.pk)

@@ -116,16 +116,21 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             charlie.on("pageerror", lambda error: errors.append(str(error)))
             charlie.goto(f"{url}/review/exams/{seed['exam']}/monitor/")
             expect(charlie.locator("#monitor-connection")).to_have_text("Live: connected.")
-            expect(charlie.locator("#monitor-empty")).to_be_visible()
+            # The roster: both students are there before they stream, setting up, and the header counts them.
+            tiles = charlie.locator("#monitor-tiles > li")
+            expect(tiles).to_have_count(2)
+            expect(charlie.locator(f"#tile-{seed['students']['alice']}")).to_contain_text("◌ Setting up")
+            expect(charlie.locator("#monitor-counts")).to_contain_text("2 students: 0 connected · 2 setting up")
+            expect(charlie.locator("#monitor-empty")).to_be_hidden()
 
             alice = _login(browser, url, "alice", seed["password"])
             bob = _login(browser, url, "bob", seed["password"])
             alice.evaluate(STREAM_JS, [alice_id, base64.b64encode(frame("alice")).decode()])
             bob.evaluate(STREAM_JS, [bob_id, base64.b64encode(frame("phone")).decode()])
 
-            tiles = charlie.locator("#monitor-tiles > li")
             expect(tiles).to_have_count(2)
-            alice_tile, bob_tile = charlie.locator(f"#tile-{alice_id}"), charlie.locator(f"#tile-{bob_id}")
+            alice_tile = charlie.locator(f"#tile-{seed['students']['alice']}")
+            bob_tile = charlie.locator(f"#tile-{seed['students']['bob']}")
             expect(alice_tile.locator("h2")).to_have_text("Alice Adams")
             expect(alice_tile).to_contain_text("● Connected")
             # The first result waits for the local pool's worker process to start (spawn, Django set-up), which
@@ -141,6 +146,19 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             flag_link = bob_tile.locator(".tile-flags a")
             expect(flag_link).to_contain_text("Open flag: Phone in view", timeout=30_000)
             assert f"/review/attempts/{bob_id}/#flag-" in flag_link.get_attribute("href")
+            expect(charlie.locator("#monitor-counts")).to_contain_text("1 open flag")
+            # Filters and order: only bob needs attention; by review priority he comes first.
+            charlie.get_by_label("Needs attention").check()
+            expect(bob_tile).to_be_visible()
+            expect(alice_tile).to_be_hidden()
+            charlie.get_by_label("Everyone").check()
+            charlie.get_by_label("Order").select_option("priority")
+            expect(tiles.first).to_have_id(f"tile-{seed['students']['bob']}")
+            for width in (1280, 1024):
+                charlie.set_viewport_size({"width": width, "height": 900})
+                box = flag_link.bounding_box()
+                assert box is not None and box["x"] + box["width"] <= width, (width, box)
+                charlie.screenshot(path=str(ARTIFACTS / f"monitor-{width}.png"), full_page=True)
 
             alice_tile.get_by_label("Message to Alice Adams").fill("Please keep your face in view.")
             alice_tile.get_by_role("button", name="Send").click()
