@@ -53,7 +53,7 @@ MAX_GAP_S = 6.0
 # Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
 SWEEP_EVERY_S = 0.05
 # The window over which the CPU used by everything but the workers is measured (capacity_fps).
-OTHER_LOAD_WINDOW_S = 10.0
+OTHER_LOAD_WINDOW_S = 30.0
 
 
 class OtherLoad:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import warnings
 
-import cv2
 import numpy as np
 
 REASONS = ("empty", "too_large", "too_many_pixels", "bad_shape", "unsupported_format", "corrupt")
@@ -65,6 +64,9 @@ def decode_frame(
     max_aspect: float = MAX_ASPECT,
 ) -> np.ndarray:
     """Bytes of a JPEG, PNG or WebP image -> BGR uint8 array (H, W, 3). Raises FrameError."""
+    # Imported here, not at the top: the ASGI server imports this module, and OpenCV and Pillow add about 30 MB to
+    # a process that decodes a frame only for an alert's thumbnail or an enrolment photo.
+    import cv2
     from PIL import Image
 
     if not isinstance(data, bytes | bytearray | memoryview):
