@@ -407,9 +407,12 @@ class InferencePool(abc.ABC):
     # Every change of pace reaches every student: hold each one at least this long, and slow the room down only
     # after frames have kept waiting for a while (a room that connects at once is a burst, not an overload).
     PACE_HOLD_S = 10.0
-    # A slower pace holds longer before it eases: the capacity estimate moves with the room's mix of frames, and
-    # easing after 10 s told 300 students a new interval every 15 s on average (2,458 PACE events in 2 minutes).
+    # A pace that eases again within EASED_RECENTLY_S of the last easing holds this long first: the capacity
+    # estimate moves with the room's mix of frames, and easing every 10 s told 300 students a new interval every
+    # 15 s on average (2,458 PACE events in 2 minutes). The first easing, after a connect burst, still takes 10 s:
+    # holding that one 30 s cost a room of 100 students 8% of its frames.
     PACE_DOWN_HOLD_S = 30.0
+    EASED_RECENTLY_S = 120.0
     CONGESTED_FOR_S = 2.0
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
@@ -423,6 +426,7 @@ class InferencePool(abc.ABC):
         self.worker_cpu_s = 0.0  # all the workers' CPU time so far, from their results
         self._pace_factor = 1.0
         self._paced_at = 0.0
+        self._eased_at = float("-inf")
         # Monotonic times of the sheds of the last 20 s (capacity-blind back ends pace on these).
         self._sheds: collections.deque[float] = collections.deque()
         self._logged_at = time.monotonic()
@@ -517,6 +521,10 @@ class InferencePool(abc.ABC):
             "pace_factor": round(self._pace_factor, 2),
         }
 
+    def _ease_hold(self, now: float) -> float:
+        """How long the current pace must have held before it may ease (see PACE_DOWN_HOLD_S)."""
+        return self.PACE_DOWN_HOLD_S if now - self._eased_at < self.EASED_RECENTLY_S else self.PACE_HOLD_S
+
     def demand_fps(self) -> float:
         """Frames per second the connected sessions send at their exams' own intervals."""
         return sum(self._sessions.values())
@@ -556,9 +564,12 @@ class InferencePool(abc.ABC):
             if wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
                 self._pace_factor = wanted
                 self._paced_at = now
-            elif now - self._paced_at >= self.PACE_DOWN_HOLD_S and (
-                wanted < self._pace_factor * 0.8 or (wanted <= RELEASE_BELOW and not congested)
+            elif (
+                self._pace_factor > 1.0
+                and now - self._paced_at >= self._ease_hold(now)
+                and (wanted < self._pace_factor * 0.8 or (wanted <= RELEASE_BELOW and not congested))
             ):
+                self._eased_at = now
                 # Down when demand fell well below the paced level, or to the exam's own interval once the workers
                 # can take it with room to spare and nothing waits: a room paced a little by its connect burst
                 # (1.07) used to stay paced for the whole exam, since 0.8 x 1.07 is below any real load. Not at

@@ -133,7 +133,25 @@ def test_it_restores_the_exams_interval_when_load_falls_but_not_at_the_first_qui
     clock[0] += 1.0
     assert pool.pace_interval_ms(2000) == 3500  # hysteresis: no new interval every frame
     clock[0] += 10.0
-    assert pool.pace_interval_ms(2000) == 3500  # a slower pace eases only after 30 s
+    assert pool.pace_interval_ms(2000) == 2000
+
+
+def test_a_room_that_keeps_needing_a_slower_pace_is_not_eased_every_ten_seconds(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=40.0)
+    students(pool, 100)  # x1.56
+    assert pool.pace_interval_ms(2000) == 3500
+    pool.capacity = 80.0  # the estimate swings up: x0.78, and nothing waits
+    pool.frames_waiting = False
+    clock[0] += 10.0
+    assert pool.pace_interval_ms(2000) == 2000  # the first easing takes 10 s
+    pool.capacity, pool.frames_waiting = 40.0, True  # and swings back: paced again
+    clock[0] += 1.0
+    assert pool.pace_interval_ms(2000) == 3500
+    pool.capacity, pool.frames_waiting = 80.0, False
+    clock[0] += 10.0
+    assert pool.pace_interval_ms(2000) == 3500  # eased recently: this time it holds 30 s
     clock[0] += 20.0
     assert pool.pace_interval_ms(2000) == 2000
 
@@ -145,7 +163,7 @@ def test_a_room_paced_a_little_by_its_connect_burst_returns_to_the_exams_interva
     students(pool, 150)  # 75 frames/s: x1.10
     assert pool.pace_interval_ms(2000) == 2500
     pool.capacity, pool.frames_waiting = 97.0, False  # settled, but 75 frames/s is 0.97 of 80% of 97: too close
-    clock[0] += 31.0
+    clock[0] += 11.0
     assert pool.pace_interval_ms(2000) == 2500  # near capacity a room stays paced rather than flap
     pool.capacity = 110.0  # 75 frames/s is 0.85 of 80% of 110: room to spare
     clock[0] += 1.0
@@ -159,7 +177,7 @@ def test_it_stays_paced_while_frames_still_wait_even_if_the_estimate_says_it_cou
     students(pool, 150)
     assert pool.pace_interval_ms(2000) == 2500
     pool.capacity = 105.0  # 0.89 of 80%: it could cope, but frames_waiting stays True
-    clock[0] += 31.0
+    clock[0] += 11.0
     assert pool.pace_interval_ms(2000) == 2500
 
 
@@ -277,7 +295,7 @@ async def test_alice_is_told_a_longer_interval_while_the_server_is_busy_and_the_
     for i in range(99):
         slow_pool.leave(f"student-{i}")
     slow_pool.capacity = 1000.0
-    slow_pool._paced_at -= 31  # the hysteresis window (30 s before a pace eases) has passed
+    slow_pool._paced_at -= 11  # the hysteresis window has passed
     await socket.send_to(bytes_data=frame("alice"))
     events = await until(socket, {"PACE"})
     assert events[-1]["frame_interval_ms"] == 2000 and events[-1]["reason"] == "normal"
