@@ -27,7 +27,7 @@ from examsite.websocket import LAYER_ERRORS, TRY_AGAIN_LATER, SurvivesLayerOutag
 from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
-from proctoring.pool.base import OK, ObjectsMemory, make_thumbnail, objects_memory_after
+from proctoring.pool.base import OK, ObjectsMemory, objects_memory_after, thumbnail_from_bytes
 from proctoring.services.sessions import (
     SessionRefused,
     SessionStart,
@@ -39,7 +39,6 @@ from proctoring.services.sessions import (
     session_record_result,
     session_record_signal,
 )
-from proctoring.vision.frames import FrameError, decode_frame
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +79,6 @@ def parse_message(text: str) -> dict[str, Any] | None:
         children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return message
-
-
-def thumbnail_of(frame: bytes) -> str | None:
-    """A live-monitor thumbnail of a frame's bytes (as the workers make them), or None if it cannot be read."""
-    try:
-        return make_thumbnail(decode_frame(frame))
-    except FrameError:
-        return None
 
 
 def db_call(func: Any) -> DatabaseSyncToAsync:
@@ -348,7 +339,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                     # The tile shows the frame that raised the alert, never an older one beside it (an identity
                     # alert beside the enrolled student's face). Alerts are rare (cooldowns), so the server makes
                     # this one, off the event loop.
-                    thumbnail = await asyncio.get_running_loop().run_in_executor(None, thumbnail_of, data)
+                    thumbnail = await asyncio.get_running_loop().run_in_executor(None, thumbnail_from_bytes, data)
                     self.last_thumbnail_at = time.time()
                 await self._monitor(
                     connection="connected",

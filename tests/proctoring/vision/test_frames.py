@@ -193,3 +193,18 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(photo, orientat
     decoded = decode_frame(buffer.getvalue())
     assert decoded.shape == (256, 384, 3)
     assert np.abs(decoded[:, :, ::-1].astype(int) - upright).mean() < 4  # JPEG's loss only
+
+
+def test_the_servers_thumbnail_of_a_frame_is_as_small_as_the_workers(photo):
+    """An alert's own picture is made in the ASGI server from the frame's bytes (Pillow, draft mode)."""
+    import base64
+
+    import cv2
+
+    from proctoring.pool.base import THUMBNAIL_MAX_BYTES, thumbnail_from_bytes
+
+    frame = cv2.imencode(".jpg", cv2.resize(photo("astronaut")[:, :, ::-1], (640, 480)))[1].tobytes()
+    thumb = base64.b64decode(thumbnail_from_bytes(frame))
+    image = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (120, 160, 3) and len(thumb) <= THUMBNAIL_MAX_BYTES
+    assert thumbnail_from_bytes(b"\xff\xd8\xff not a picture") is None
