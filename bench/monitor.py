@@ -161,7 +161,7 @@ def browse(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
         page.goto(f"http://127.0.0.1:{port}/review/exams/{exam_id}/monitor/")
-        page.wait_for_selector("#monitor-tiles > li")
+        page.wait_for_selector("#monitor-tiles")
 
         def metrics() -> dict:
             return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
@@ -178,7 +178,7 @@ def browse(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float
             "script_ms_per_s": round((last["ScriptDuration"] - first["ScriptDuration"]) * 1000 / window, 1),
             "layout_ms_per_s": round((last["LayoutDuration"] - first["LayoutDuration"]) * 1000 / window, 1),
             "tiles": page.locator("#monitor-tiles > li").count(),
-            "counts": page.inner_text("#monitor-counts"),
+            "counts": page.inner_text("#monitor-counts") if page.locator("#monitor-counts").count() else None,
             "dom_nodes": int(last["Nodes"]),
             "js_heap_mb": round(last["JSHeapUsedSize"] / 2**20, 1),
             "page_errors": errors,

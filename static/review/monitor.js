@@ -42,6 +42,13 @@ const STATE_NAMES = {
   disconnected: "disconnected", submitted: "submitted", ended: "ended",
 };
 
+const NOW_WITHOUT_CAMERA = {
+  not_started: "Now: has not opened the exam",
+  setting_up: "Now: consent, enrolment or the camera check",
+  submitted: "Now: submitted the exam",
+  ended: "Now: proctoring has ended",
+};
+
 function announce(text) {
   announcer.textContent = "";
   // A fresh text node after clearing makes screen readers read repeated messages too.
@@ -140,8 +147,11 @@ function apply(status, announcements) {
     tile.conditions = status.conditions.filter((c) => c !== "AUTHORIZED");
     const shown = tile.conditions.map((c) => ALERTS[c] || c);
     tile.now.textContent = shown.length ? `Now: ${shown.join(" · ")}` : "Now: nothing to note";
-  } else if (state === "not_started" || state === "setting_up") {
-    tile.now.textContent = state === "not_started" ? "Now: has not opened the exam" : "Now: consent, enrolment or the camera check";
+  }
+  if (state && !["connected", "stalled", "disconnected"].includes(state)) {
+    // No camera to describe: say where the student is instead.
+    tile.conditions = [];
+    tile.now.textContent = NOW_WITHOUT_CAMERA[state] || "";
   }
   if (Array.isArray(status.alerts) && status.alerts.length) {
     // Every alert of the frame, not only the first: a phone and a missing face in one frame are both told.
@@ -197,7 +207,8 @@ function refresh() {
     openFlags += tile.openFlags.length;
     if (needsAttention(tile)) attention += 1;
   }
-  const parts = Object.keys(STATES).map((s) => `${byState[s]} ${STATE_NAMES[s]}`);
+  // The states that someone is in, in a fixed order: a room of 200 reads at a glance.
+  const parts = Object.keys(STATES).filter((s) => byState[s]).map((s) => `${byState[s]} ${STATE_NAMES[s]}`);
   counts.textContent = `${tiles.size} students: ${parts.join(" · ")} · ${openFlags} open flag${openFlags === 1 ? "" : "s"} · ${attention} need${attention === 1 ? "s" : ""} attention`;
   const filter = currentFilter();
   let visible = 0;

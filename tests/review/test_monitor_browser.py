@@ -41,6 +41,21 @@ STREAM_JS = """
 })
 """
 
+# Send n more frames on the socket STREAM_JS opened, each after the previous one's result (as the exam page does).
+MORE_FRAMES_JS = """
+([frameB64, n]) => new Promise((resolve) => {
+  const bytes = Uint8Array.from(atob(frameB64), c => c.charCodeAt(0));
+  const ws = window.proctorSocket;
+  let left = n - 1;
+  ws.addEventListener("message", (m) => {
+    const e = JSON.parse(m.data);
+    if (e.event !== "ATTENTION_UPDATE") return;
+    if (left > 0) { left -= 1; ws.send(bytes); } else { resolve(); }
+  });
+  ws.send(bytes);
+})
+"""
+
 
 @pytest.fixture
 def server(tmp_path):
@@ -120,7 +135,7 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             tiles = charlie.locator("#monitor-tiles > li")
             expect(tiles).to_have_count(2)
             expect(charlie.locator(f"#tile-{seed['students']['alice']}")).to_contain_text("◌ Setting up")
-            expect(charlie.locator("#monitor-counts")).to_contain_text("2 students: 0 connected · 2 setting up")
+            expect(charlie.locator("#monitor-counts")).to_have_text("2 students: 2 setting up · 0 open flags · 0 need attention")
             expect(charlie.locator("#monitor-empty")).to_be_hidden()
 
             alice = _login(browser, url, "alice", seed["password"])
@@ -143,15 +158,16 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             # What bob's camera shows now, and his open flag with its link into review, once k of n frames agree.
             expect(bob_tile.locator(".tile-conditions")).to_have_text("Now: Phone in view")
             expect(alice_tile.locator(".tile-conditions")).to_have_text("Now: nothing to note")
+            bob.evaluate(MORE_FRAMES_JS, [base64.b64encode(frame("phone")).decode(), 4])
             flag_link = bob_tile.locator(".tile-flags a")
             expect(flag_link).to_contain_text("Open flag: Phone in view", timeout=30_000)
             assert f"/review/attempts/{bob_id}/#flag-" in flag_link.get_attribute("href")
             expect(charlie.locator("#monitor-counts")).to_contain_text("1 open flag")
-            # Filters and order: only bob needs attention; by review priority he comes first.
-            charlie.get_by_label("Needs attention").check()
+            # Filters and order: only bob has an open flag; by review priority he comes first.
+            charlie.get_by_role("radio", name="Open flags").check()
             expect(bob_tile).to_be_visible()
             expect(alice_tile).to_be_hidden()
-            charlie.get_by_label("Everyone").check()
+            charlie.get_by_role("radio", name="Everyone").check()
             charlie.get_by_label("Order").select_option("priority")
             expect(tiles.first).to_have_id(f"tile-{seed['students']['bob']}")
             for width in (1280, 1024):
