@@ -135,7 +135,9 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             tiles = charlie.locator("#monitor-tiles > li")
             expect(tiles).to_have_count(2)
             expect(charlie.locator(f"#tile-{seed['students']['alice']}")).to_contain_text("◌ Setting up")
-            expect(charlie.locator("#monitor-counts")).to_have_text("2 students: 2 setting up · 0 open flags · 0 need attention")
+            expect(charlie.locator("#monitor-counts")).to_have_text(
+                "2 students: 2 setting up · 0 open flags · 0 need attention"
+            )
             expect(charlie.locator("#monitor-empty")).to_be_hidden()
 
             alice = _login(browser, url, "alice", seed["password"])
