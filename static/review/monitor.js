@@ -110,7 +110,7 @@ function attachAttempt(tile, attemptId) {
   const input = el("input", { type: "text", id: `msg-${id}`, maxLength: 500, autocomplete: "off" });
   const label = el("label", { htmlFor: `msg-${id}`, textContent: `Message to ${tile.student}` });
   const sent = el("p", { className: "tile-sent muted", role: "status" });
-  const form = el("form", { className: "tile-message" }, [label, input, el("button", { type: "submit", textContent: "Send" }), sent]);
+  const form = el("form", { className: "tile-message" }, [label, input, el("button", { type: "submit", textContent: "Send" })]);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const message = input.value.trim();
@@ -121,7 +121,11 @@ function attachAttempt(tile, attemptId) {
   const link = el("a", { href: reviewUrl(id) }, [
     "Open review", el("span", { className: "visually-hidden", textContent: ` of ${tile.student}` }),
   ]);
-  tile.actions.replaceChildren(form, link);
+  // The message form folds away: a room of tiles shows faces and states, not 200 text boxes.
+  const message = el("details", { className: "tile-compose" }, [
+    el("summary", {}, ["Message", el("span", { className: "visually-hidden", textContent: ` ${tile.student}` })]), form,
+  ]);
+  tile.actions.replaceChildren(message, sent, link);
   tile.input = input;
   tile.sent = sent;
 }
@@ -271,7 +275,11 @@ function connect() {
       queue(data);
     } else if (data.event === "MESSAGE_SENT") {
       const tile = Array.from(tiles.values()).find((t) => t.attemptId === data.attempt_id);
-      if (tile && tile.sent) { tile.sent.textContent = `Sent: “${data.message}”`; tile.input.value = ""; }
+      if (tile && tile.sent) {
+        tile.sent.textContent = `Sent: “${data.message}”`;
+        tile.input.value = "";
+        tile.input.closest("details").open = false;
+      }
     } else if (data.event === "ERROR") {
       const tile = Array.from(tiles.values()).find((t) => t.attemptId === data.attempt_id);
       if (tile && tile.sent) tile.sent.textContent = data.message; else connection.textContent = data.message;

@@ -178,6 +178,7 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
                 assert box is not None and box["x"] + box["width"] <= width, (width, box)
                 charlie.screenshot(path=str(ARTIFACTS / f"monitor-{width}.png"), full_page=True)
 
+            alice_tile.locator("summary").click()  # the message form folds out
             alice_tile.get_by_label("Message to Alice Adams").fill("Please keep your face in view.")
             alice_tile.get_by_role("button", name="Send").click()
             expect(alice_tile.locator(".tile-sent")).to_have_text("Sent: “Please keep your face in view.”")
