@@ -39,6 +39,7 @@ from .exceptions import (
     NotEnrolled,
 )
 from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
+from .signals import attempt_started
 
 # An answer sent in the last moment before the deadline can reach the server a little after it (the autosave
 # request is in flight, or the page flushes its pending saves when the timer reaches zero). Five seconds covers a
@@ -110,7 +111,7 @@ def attempt_start(*, exam: Exam, student: User, now: datetime | None = None) -> 
 
         try:
             with transaction.atomic():
-                return Attempt.objects.create(
+                attempt = Attempt.objects.create(
                     exam=exam,
                     student=student,
                     number=used + 1,
@@ -119,6 +120,8 @@ def attempt_start(*, exam: Exam, student: User, now: datetime | None = None) -> 
                     deadline=attempt_deadline(exam=exam, enrollment=enrollment, started_at=now),
                     max_score=_exam_max_score(exam),
                 )
+            transaction.on_commit(lambda: attempt_started.send_robust(sender=Attempt, attempt=attempt), robust=True)
+            return attempt
         except IntegrityError:
             # Another request created the attempt between our read and our insert: resume that one.
             existing = Attempt.objects.filter(exam=exam, student=student, status=Attempt.Status.IN_PROGRESS).first()

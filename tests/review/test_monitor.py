@@ -197,3 +197,20 @@ async def test_a_status_posted_to_the_exams_group_reaches_the_monitor(charlie, e
     event = await asyncio.wait_for(monitor.receive_json_from(), 5)
     assert event == {"event": "STATUS", "attempt_id": 5, "student": "x", "connection": "stalled", "at": 1.0}
     await monitor.disconnect()
+
+
+async def test_a_student_who_starts_the_exam_shows_as_setting_up_before_proctoring_connects(charlie, alice, exam):
+    from channels.layers import get_channel_layer
+
+    from exams.models import Enrollment
+    from exams.services import attempt_start
+    from proctoring.consumers import monitor_group
+
+    await db(Enrollment.objects.create)(exam=exam, student=alice)
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add(monitor_group(exam.pk), watcher)
+    attempt = await db(attempt_start)(exam=exam, student=alice)
+    status = await asyncio.wait_for(layer.receive(watcher), timeout=5)
+    assert (status["attempt_id"], status["student_id"], status["connection"]) == (attempt.pk, alice.pk, "setting_up")
+    assert status["student"] == "Alice Adams"
