@@ -3,6 +3,7 @@ from __future__ import annotations
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path, re_path
 
+from proctoring.check_socket import CheckConsumer
 from proctoring.consumers import ProctorConsumer
 from proctoring.monitor import MonitorConsumer
 
@@ -19,5 +20,6 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
 websocket_urlpatterns: list = [
     path("ws/proctor/<int:attempt_id>/", ProctorConsumer.as_asgi()),
     path("ws/monitor/<int:exam_id>/", MonitorConsumer.as_asgi()),
+    path("ws/check/", CheckConsumer.as_asgi()),
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

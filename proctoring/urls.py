@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("proctoring/enrol/frame/", views_student.enrol_frame, name="enrol_frame"),
     path("proctoring/enrol/finish/", views_student.enrol_finish, name="enrol_finish"),
     path("proctoring/check/<int:attempt_id>/", views_student.system_check, name="check"),
+    path("proctoring/check/exam/<int:exam_id>/", views_student.system_check_exam, name="check_exam"),
     # Review (views_review.py): instructors' exam summaries, attempt review, re-scoring, live monitor; students'
     # confirmed flags and responses.
     path("review/", views_review.exam_index, name="review_index"),

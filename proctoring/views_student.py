@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from exams.models import Attempt
+from exams.models import Attempt, Exam
 from proctoring.forms import ConsentForm
 from proctoring.models import FaceTemplate
 from proctoring.ratelimit import rate_allow
@@ -45,6 +45,8 @@ UNAVAILABLE_MESSAGE = "The face check is not available right now. Please try aga
 CHECK_LIMIT, CHECK_WINDOW_S = 40, 20
 FINISH_LIMIT, FINISH_WINDOW_S = 10, 60
 SLOW_DOWN_MESSAGE = "That was a lot of photos at once. Please wait a few seconds; we will carry on."
+# The system check's connection test: a socket that records nothing (proctoring/check_socket.py).
+CHECK_SOCKET = "/ws/check/"
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -250,6 +252,24 @@ def enrol_finish(request: HttpRequest) -> JsonResponse:
 
 
 @login_required
+def system_check_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
+    """The system check before the exam clock starts, from the exam's page: the same checks, nothing recorded, and
+    Start at the end. Only for a student enrolled in the exam (anyone else gets a 404, as for an attempt)."""
+    exam = get_object_or_404(Exam, pk=exam_id, published=True, enrollments__student=request.user)
+    if exam.proctoring_enabled:
+        here = request.get_full_path()
+        if not consent_given(user=request.user):
+            return redirect(_with_next(reverse("proctoring:consent"), _with_next(reverse("proctoring:enrol"), here)))
+        if not _enrolment_current(request.user):
+            return redirect(_with_next(reverse("proctoring:enrol"), here))
+    return render(
+        request,
+        "proctoring/check.html",
+        {"attempt": None, "exam": exam, "exam_url": reverse("exam_detail", args=[exam.pk]), "ws_path": CHECK_SOCKET},
+    )
+
+
+@login_required
 def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
     """The pre-exam check: camera, lighting, framing and connection, each with a plain pass or fail."""
     # Someone else's attempt is a 404, not a 403: it does not confirm that the attempt exists.
@@ -264,5 +284,5 @@ def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
     return render(
         request,
         "proctoring/check.html",
-        {"attempt": attempt, "exam": attempt.exam, "exam_url": exam_url, "ws_path": f"/ws/proctor/{attempt.pk}/"},
+        {"attempt": attempt, "exam": attempt.exam, "exam_url": exam_url, "ws_path": CHECK_SOCKET},
     )

@@ -233,12 +233,11 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             assert page.inner_text("#result h2") == "You are enrolled", page.inner_text("#result")
             assert page.inner_text("#progress-text") == "5 of 5 good photos"
 
+            # The system check, from the exam's page, before the exam clock starts; Start is its last step.
             page.goto(f"{url}/exams/{seed['exam_id']}/")
-            page.click("button:has-text('Start exam')")
-            page.wait_for_url(re.compile(r"/(attempts|proctoring/check)/\d+/"))
-            attempt_id = int(re.search(r"/(\d+)/", urlsplit(page.url).path).group(1))
-
-            page.goto(f"{url}/proctoring/check/{attempt_id}/")
+            page.click("a:has-text('Check your camera and connection')")
+            page.wait_for_url(re.compile(r"/proctoring/check/exam/\d+/$"))
+            assert "Your exam time has not started" in page.inner_text("#time-not-started")
             page.wait_for_selector("#check[data-done]", timeout=FIRST_EVENT_TIMEOUT_MS)
             phase.shot("system-check")
             results = page.eval_on_selector_all(
@@ -247,7 +246,8 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             assert all(state == "pass" for _, state, _ in results), results
 
             page.click("#continue")
-            page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/$"))
+            page.wait_for_url(re.compile(r"/attempts/\d+/$"))
+            attempt_id = int(re.search(r"/(\d+)/", urlsplit(page.url).path).group(1))
             page.wait_for_selector('#proctor-connection[data-state="connected"]', timeout=EVENT_TIMEOUT_MS)
             wait_for_event(phase, "AUTHORIZED", FIRST_EVENT_TIMEOUT_MS)
             page.wait_for_function(

@@ -138,7 +138,8 @@ def test_the_exam_page_lists_the_three_steps_with_their_status_in_words(client, 
     body = client.get(detail_url).content.decode()
     assert body.count('<span class="badge badge-ok">Done</span>') == 2
     assert 'id="setup-needed"' not in body
-    assert "You can run it from the exam page as soon as you start." in body
+    # The system check runs before the exam clock starts, from this page.
+    assert f'href="/proctoring/check/exam/{paper.exam.id}/"' in body and "your exam time does not start" in body
 
 
 def test_the_exam_page_links_the_system_check_while_an_attempt_is_open(client, paper, alice, detail_url):

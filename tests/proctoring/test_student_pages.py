@@ -278,7 +278,7 @@ def test_system_check_page_lists_each_check_with_text_and_a_continue_link(client
     page = client.get(reverse("proctoring:check", args=[attempt.pk])).content.decode()
     for item in ("Camera:", "Lighting:", "Framing:", "Connection:"):
         assert item in page
-    assert f'data-ws-path="/ws/proctor/{attempt.pk}/"' in page
+    assert 'data-ws-path="/ws/check/"' in page  # the check's socket records nothing against the attempt
     assert f'href="/attempts/{attempt.pk}/"' in page
     assert "proctoring/check.js" in page
 
@@ -357,3 +357,30 @@ def test_one_students_flood_does_not_slow_down_another(client, consenting_alice)
     client.force_login(bob)
     answer = client.post(reverse("proctoring:enrol_frame"), {"frame": SimpleUploadedFile("f.jpg", b"", "image/jpeg")})
     assert answer.status_code == 400 and answer.json()["reason"] == "empty"
+
+
+# The system check before the exam clock starts (issue 12)
+
+
+def test_alice_can_check_her_camera_before_she_starts_and_her_time_has_not_started(client, consenting_alice):
+    from exams.models import Enrollment
+
+    enrol_without_camera(consenting_alice)
+    exam = ExamFactory(proctoring_enabled=True)
+    Enrollment.objects.create(exam=exam, student=consenting_alice)
+    page = client.get(reverse("proctoring:check_exam", args=[exam.pk])).content.decode()
+    assert 'data-ws-path="/ws/check/"' in page and "proctoring/check.js" in page
+    assert "Your exam time has not started" in page
+    assert f'action="{reverse("exam_start", args=[exam.pk])}"' in page  # Start is the last step
+    assert not Attempt.objects.filter(student=consenting_alice).exists()
+
+
+def test_the_check_before_start_needs_consent_and_enrolment_and_the_exam_to_be_yours(client, alice):
+    from exams.models import Enrollment
+
+    exam = ExamFactory(proctoring_enabled=True)
+    client.force_login(alice)
+    assert client.get(reverse("proctoring:check_exam", args=[exam.pk])).status_code == 404  # not enrolled
+    Enrollment.objects.create(exam=exam, student=alice)
+    response = client.get(reverse("proctoring:check_exam", args=[exam.pk]))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("proctoring:consent"))

@@ -1,0 +1,41 @@
+"""The system check's connection test at /ws/check/: a signed-in user's socket that answers READY and a ping, and
+records nothing. The check used to open the attempt's proctoring socket, which started a proctoring session and left
+a connect and a disconnect on the attempt's record before the exam had begun (issue 12); and before an attempt
+exists there is no session to open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from examsite.websocket import SurvivesLayerOutage
+from proctoring.consumers import parse_message
+
+MAX_TEXT_BYTES = 1024
+
+
+class CheckConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        await self.send_json({"event": "READY", "check": True})
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        return parse_message(text_data) if len(text_data) <= MAX_TEXT_BYTES else None
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"event": "PONG"})
+        else:
+            await self.send_json({"event": "ERROR", "message": "The check socket only answers ping."})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if bytes_data is not None:
+            await self.close(code=1003)  # no frames here: the check sends its frames to the enrolment endpoint
+            return
+        await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
