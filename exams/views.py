@@ -116,10 +116,17 @@ SETUP_PAGES = {"consent": "proctoring:consent", "enrolment": "proctoring:enrol"}
 
 
 def _setup_redirect(request: HttpRequest, *, exam: Exam, missing: str) -> HttpResponse:
-    """Send the student to the set-up step they still need, and from there back to the exam's page."""
+    """Send the student through the set-up steps they still need, one after the other without a detour: consent,
+    then enrolment, then the system check, whose last step is Start. The exam time starts only there."""
     messages.info(request, SETUP_MESSAGES[missing])
-    back = reverse("exam_detail", args=[exam.id])
-    return redirect(f"{reverse(SETUP_PAGES[missing])}?{urlencode({'next': back})}")
+    after = (
+        reverse("proctoring:check_exam", args=[exam.id])
+        if exam.proctoring_enabled
+        else reverse("exam_detail", args=[exam.id])
+    )
+    if missing == "consent":
+        after = f"{reverse('proctoring:enrol')}?{urlencode({'next': after})}"
+    return redirect(f"{reverse(SETUP_PAGES[missing])}?{urlencode({'next': after})}")
 
 
 def _student_attempt(request: HttpRequest, attempt_id: int) -> Attempt:

@@ -8,8 +8,9 @@ login redirect or an HTML error page would reach it as gibberish.
 from __future__ import annotations
 
 import logging
+import re
 from functools import wraps
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -54,6 +55,20 @@ def _safe_next(request: HttpRequest, default: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
         return target
     return default
+
+
+def leads_to_exam_start(url: str, *, depth: int = 3) -> bool:
+    """Whether a set-up page's next step leads, directly or through further set-up pages, to the check before an
+    exam starts or to the exam's own page: then the student is told on every set-up page that their exam time has
+    not started (issue 12)."""
+    for _ in range(depth):
+        parts = urlsplit(url)
+        if parts.path.startswith("/proctoring/check/exam/") or re.fullmatch(r"/exams/\d+/", parts.path):
+            return True
+        url = parse_qs(parts.query).get("next", [""])[0]
+        if not url:
+            return False
+    return False
 
 
 def _with_next(url: str, next_url: str | None) -> str:
@@ -105,6 +120,7 @@ def consent(request: HttpRequest) -> HttpResponse:
             "notice_version": CONSENT_NOTICE_VERSION,
             "retention_days": consent_retention_days(),
             "next": next_url,
+            "before_exam": leads_to_exam_start(next_url),
         },
     )
 
@@ -138,6 +154,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
             "target_frames": ENROL_TARGET_FRAMES,
             "min_frames": ENROL_MIN_FRAMES,
             "next": next_url,
+            "before_exam": leads_to_exam_start(next_url),
         },
     )
 

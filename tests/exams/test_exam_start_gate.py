@@ -24,36 +24,45 @@ def detail_url(paper) -> str:
     return f"/exams/{paper.exam.id}/"
 
 
-def test_alice_without_consent_is_sent_to_the_notice_and_back_to_the_exam(client, paper, alice, start_url):
+def test_alice_without_consent_goes_through_consent_enrolment_and_the_check_without_a_detour(
+    client, paper, alice, start_url
+):
+    from urllib.parse import quote
+
     client.force_login(alice)
     response = client.post(start_url)
     assert response.status_code == 302
-    assert response["Location"] == f"/proctoring/consent/?next=%2Fexams%2F{paper.exam.id}%2F"
+    check = f"/proctoring/check/exam/{paper.exam.id}/"
+    enrol_then_check = f"/proctoring/enrol/?next={quote(check, safe='')}"
+    assert response["Location"] == f"/proctoring/consent/?next={quote(enrol_then_check, safe='')}"
     assert not Attempt.objects.exists()
 
     page = client.get(response["Location"])
     body = page.content.decode()
-    assert "Your exam time has not started." in body
-    assert f'name="next" value="/exams/{paper.exam.id}/"' in body
+    assert "Your exam time has not started." in body  # the message of the start gate
+    assert 'id="time-not-started"' in body  # and the banner every set-up page keeps
+    assert f'name="next" value="{enrol_then_check}"' in body.replace("&amp;", "&")
 
-    accepted = client.post(
-        "/proctoring/consent/", {"decision": "accept", "understood": "on", "next": f"/exams/{paper.exam.id}/"}
-    )
+    accepted = client.post("/proctoring/consent/", {"decision": "accept", "understood": "on", "next": enrol_then_check})
     assert accepted.status_code == 302, accepted.content.decode()[:500]
-    assert accepted["Location"] == f"/exams/{paper.exam.id}/"
+    assert accepted["Location"] == enrol_then_check  # straight on to enrolment
+    declined = client.post("/proctoring/consent/", {"decision": "decline", "next": enrol_then_check})
+    assert 'id="time-not-started"' in declined.content.decode()  # the refusal page keeps it too
 
 
-def test_alice_with_consent_but_no_face_is_sent_to_enrol_and_offered_the_way_back(client, paper, alice, start_url):
+def test_alice_with_consent_but_no_face_is_sent_to_enrol_and_then_to_the_check(client, paper, alice, start_url):
     consent_record(user=alice, accepted=True)
     client.force_login(alice)
     response = client.post(start_url)
-    assert response["Location"] == f"/proctoring/enrol/?next=%2Fexams%2F{paper.exam.id}%2F"
+    check = f"/proctoring/check/exam/{paper.exam.id}/"
+    assert response["Location"] == f"/proctoring/enrol/?next=%2Fproctoring%2Fcheck%2Fexam%2F{paper.exam.id}%2F"
     assert not Attempt.objects.exists()
+    assert 'id="time-not-started"' in client.get(response["Location"]).content.decode()
 
-    # Once enrolled, the enrolment page's Continue link leads back to the exam's page.
+    # Once enrolled, the enrolment page's Continue link leads on to the system check, whose last step is Start.
     proctoring_ready(alice)
     body = client.get(response["Location"]).content.decode()
-    assert f'id="continue" class="button" href="/exams/{paper.exam.id}/"' in body
+    assert f'id="continue" class="button" href="{check}"' in body
 
 
 def test_an_enrolment_from_another_embedding_model_must_be_redone_first(client, paper, alice, start_url):
