@@ -76,5 +76,7 @@ def test_student1_is_sent_to_consent_before_the_demo_exam_starts(db, client):
     assert sign_in(client, "student1", "demo-pass-123")
     exam = Exam.objects.get(title="Demo exam")
     response = client.post(f"/exams/{exam.id}/start/")
-    assert response["Location"] == f"/proctoring/consent/?next=%2Fexams%2F{exam.id}%2F"
+    # Consent, then enrolment, then the system check before Start.
+    check = f"%252Fproctoring%252Fcheck%252Fexam%252F{exam.id}%252F"
+    assert response["Location"] == f"/proctoring/consent/?next=%2Fproctoring%2Fenrol%2F%3Fnext%3D{check}"
     assert not Attempt.objects.exists()
