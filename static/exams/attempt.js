@@ -92,7 +92,7 @@ function renderStatus() {
   else if (signedOut) text = "Not saved — you have been signed out. Sign in again in another tab; we keep retrying.";
   else if (all.some((st) => st.failures > 0)) text = "Not saved — retrying";
   else if (all.some((st) => st.dirty || st.inFlight)) text = "Saving…";
-  else if (lastSavedAt) text = `Saved at ${lastSavedAt.toLocaleTimeString([], { hour12: false })}`;
+  else if (lastSavedAt) text = `Saved at ${lastSavedAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" })}`;
   else text = "";
   if (text !== shownStatus) {
     // Writing only on a change keeps the live region to one announcement per state, not one per keystroke.

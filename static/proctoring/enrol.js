@@ -110,7 +110,7 @@ function showResult(answer) {
   if (answer.ok) {
     heading.textContent = "You are enrolled";
     const when = new Date(answer.enrolled_at);
-    text.textContent = `${answer.message} Enrolled on ${when.toLocaleString()} from ${answer.accepted} photos.`;
+    text.textContent = `${answer.message} Enrolled on ${when.toLocaleString([], { dateStyle: "medium", timeStyle: "short", hourCycle: "h23" })} from ${answer.accepted} photos.`;
     result.classList.add("result-ok");
     result.classList.remove("result-bad");
     if (continueLink) continueLink.hidden = false;

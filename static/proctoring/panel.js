@@ -138,7 +138,8 @@ function restoreHistory() {
 
 function stamp(time, at) {
   time.dateTime = new Date(at).toISOString();
-  time.textContent = new Date(at).toLocaleTimeString();
+  // One time format across the product: 24-hour, in the reader's time zone, as review and the monitor show it.
+  time.textContent = new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 }
 
 function addNotice(event, text, at, flagId) {

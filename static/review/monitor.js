@@ -56,7 +56,8 @@ function announce(text) {
 }
 
 function clock(epochSeconds) {
-  return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  // 24-hour in the reader's time zone, as the review pages and the student's notices show times.
+  return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 }
 
 function el(tag, props = {}, children = []) {

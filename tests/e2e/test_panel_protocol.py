@@ -9,6 +9,7 @@ close code. The real server is covered by test_webcam_exam.py.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import timedelta
@@ -270,5 +271,8 @@ def test_a_reload_keeps_the_notices_and_shows_the_instructors_messages_once(alic
                  "at": time.time() - 30, "replayed": True})  # fmt: skip
     page.wait_for_selector('#proctor-alerts li[data-text="Message from your instructor: Please face the camera."]')
     assert page.inner_text("#proctor-instructor-text") == "Please face the camera."
+    # One time format: 24-hour, as review and the monitor show times.
+    times = page.eval_on_selector_all("#proctor-alerts time", "items => items.map(t => t.textContent)")
+    assert times and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in times), times
     assert errors == []
     context.close()

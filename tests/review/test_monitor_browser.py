@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,7 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             expect(bob_tile).to_contain_text("(Away)")
             expect(alice_tile.locator("img.thumb")).to_be_visible()
             expect(charlie.locator("#monitor-announcer")).to_contain_text("Bob Brown: Phone in view")
+            expect(bob_tile.locator(".tile-alert")).to_have_text(re.compile(r"Phone in view at \d\d:\d\d:\d\d$"))
             # What bob's camera shows now, and his open flag with its link into review, once k of n frames agree.
             expect(bob_tile.locator(".tile-conditions")).to_have_text("Now: Phone in view")
             expect(alice_tile.locator(".tile-conditions")).to_have_text("Now: nothing to note")
