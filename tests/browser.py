@@ -58,3 +58,27 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float =
                 return
         time.sleep(0.2)
     raise AssertionError(f"daphne did not listen on {port} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+AXE_JS = Path(__file__).resolve().parent.parent / "var" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+# What fails a page: axe-core's two highest impacts. Moderate and minor findings are reported, not failed on.
+AXE_FAILING = ("critical", "serious")
+
+
+def assert_accessible(page, name: str) -> None:
+    """Run axe-core (from npm, `make axe`) on the page as it is now; fail on any critical or serious finding, naming
+    the rule, its help text and the first offending elements."""
+    if not AXE_JS.exists():
+        service_missing(f"axe-core is not installed at {AXE_JS} (make axe)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        # Evaluated through DevTools rather than added as a <script>: the pages' Content-Security-Policy (script-src
+        # 'self') rightly refuses an inline script, and a test must not loosen it.
+        page.evaluate(AXE_JS.read_text() + "\n;undefined")
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"
+    )
+    failing = [v for v in violations if v["impact"] in AXE_FAILING]
+    assert not failing, f"axe on {name}: " + "; ".join(
+        f"{v['impact']} {v['id']} ({v['help']}) at {', '.join(v['nodes'])}" for v in failing
+    )

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, free_port, require_browser, wait_for_port
+from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, assert_accessible, free_port, require_browser, wait_for_port
 from tests.browser import CHROMIUM_ARGS as BROWSER_ARGS
 from tests.conftest import service_missing
 from tests.e2e import clip
@@ -230,6 +230,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.click("#start")
             page.wait_for_selector("#result:not([hidden]) h2", timeout=FIRST_EVENT_TIMEOUT_MS)
             phase.shot("enrolled")
+            assert_accessible(page, "face enrolment")
             assert page.inner_text("#result h2") == "You are enrolled", page.inner_text("#result")
             assert page.inner_text("#progress-text") == "5 of 5 good photos"
 
@@ -240,6 +241,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             assert "Your exam time has not started" in page.inner_text("#time-not-started")
             page.wait_for_selector("#check[data-done]", timeout=FIRST_EVENT_TIMEOUT_MS)
             phase.shot("system-check")
+            assert_accessible(page, "the system check")
             results = page.eval_on_selector_all(
                 "#checklist li", "items => items.map(li => [li.id, li.dataset.state, li.innerText])"
             )
@@ -258,6 +260,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.evaluate("document.dispatchEvent(new Event('paste'))")
             page.wait_for_timeout(700)
             phase.shot("exam-right-person")
+            assert_accessible(page, "the exam page")
             shown["right_person"] = phase.events_shown()
             state = phase.close()
 

@@ -57,3 +57,15 @@ def test_the_flagged_sessions_filters_say_which_status_they_filter(root, alice_a
         reverse("admin:proctoring_proctoringsession_changelist"), {"flags__status": "open"}
     )
     assert filtered.status_code == 200 and "alice" in filtered.content.decode()
+
+
+def test_the_flagged_sessions_list_shows_three_thumbnails_a_count_of_the_rest_in_a_fixed_number_of_queries(
+    root, alice_attempt, bob_attempt, django_assert_max_num_queries
+):
+    client = admin_client(root)
+    client.get(reverse("admin:proctoring_proctoringsession_changelist"))  # warm the session and the permissions
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("admin:proctoring_proctoringsession_changelist")).content.decode()
+    assert page.count('alt="Evidence snapshot') == 3 + 1  # alice: 3 of her 5, bob: his 1
+    assert "+2 more" in page
+    assert "analysed" in page and "shed" in page  # the stream's counters, in one column

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import launch, require_browser, wait_for_port
+from tests.browser import assert_accessible, launch, require_browser, wait_for_port
 from tests.proctoring.fakes import frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +167,7 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             expect(flag_link).to_contain_text("Open flag: Phone in view", timeout=30_000)
             assert f"/review/attempts/{bob_id}/#flag-" in flag_link.get_attribute("href")
             expect(charlie.locator("#monitor-counts")).to_contain_text("1 open flag")
+            assert_accessible(charlie, "the live monitor")
             # Filters and order: only bob has an open flag; by review priority he comes first.
             charlie.get_by_role("radio", name="Open flags").check()
             expect(bob_tile).to_be_visible()

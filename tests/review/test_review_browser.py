@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal
-from tests.browser import launch, require_browser
+from tests.browser import assert_accessible, launch, require_browser
 from tests.factories import DEFAULT_PASSWORD
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
@@ -58,6 +58,7 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
             expect(rows.nth(0)).to_contain_text("Alice Adams")
             expect(rows.nth(0)).to_contain_text("High")
             page.screenshot(path=str(ARTIFACTS / "attempts.png"), full_page=True)
+            assert_accessible(page, "the exam's attempts")
             # At laptop widths the way into each attempt is on screen: the student's name links to the review.
             for width in (1280, 1024):
                 page.set_viewport_size({"width": width, "height": 900})
@@ -81,6 +82,7 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
                 images.nth(i).scroll_into_view_if_needed()
                 page.wait_for_function("(i) => i.complete && i.naturalWidth > 0", arg=images.nth(i).element_handle())
             page.locator("#timeline").screenshot(path=str(ARTIFACTS / "timeline.png"))
+            assert_accessible(page, "an attempt's review")
             assert EvidenceView.objects.filter(viewer=charlie).count() >= 5
 
             # 3. From the timeline to a flag with the keyboard.
