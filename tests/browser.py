@@ -75,8 +75,8 @@ def assert_accessible(page, name: str) -> None:
         # 'self') rightly refuses an inline script, and a test must not loosen it.
         page.evaluate(AXE_JS.read_text() + "\n;undefined")
     violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({id: v.id, "
+        "impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"
     )
     failing = [v for v in violations if v["impact"] in AXE_FAILING]
     assert not failing, f"axe on {name}: " + "; ".join(

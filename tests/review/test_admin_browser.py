@@ -22,9 +22,10 @@ def test_the_admins_exam_day_pages_pass_the_accessibility_check(
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    session = alice_attempt.proctoring_sessions.first()
     pages = {
         "flagged sessions": "/admin/proctoring/proctoringsession/?flagged=yes",
-        "a flagged session": f"/admin/proctoring/proctoringsession/{alice_attempt.proctoring_sessions.first().pk}/change/",
+        "a flagged session": f"/admin/proctoring/proctoringsession/{session.pk}/change/",
         "flags": "/admin/proctoring/flag/",
         "users": "/admin/accounts/user/",
     }
