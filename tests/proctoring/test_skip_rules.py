@@ -134,7 +134,7 @@ async def test_an_unchanged_picture_reuses_a_match_but_never_a_mismatch(alice):
     assert stored == [(None, 0.82), (1, 0.82), (None, 0.12), (None, 0.12), (None, 0.82), (5, 0.82)]
 
 
-async def test_an_identity_flag_counts_the_matches_of_its_window_that_were_reused(alice):
+async def test_an_identity_flag_counts_the_matches_of_its_window_that_were_reused(alice, phase_zero):
     attempt = await db(sitting)(alice, k=2, n=4)
     socket, _ = await join(alice, attempt.pk)
     for scene in ("alice", "alice", "stranger", "stranger"):
