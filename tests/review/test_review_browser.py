@@ -52,6 +52,17 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
             page.fill("#id_password", DEFAULT_PASSWORD)
             page.keyboard.press("Enter")
             page.wait_for_url(f"{live_server.url}/")
+            # The review index: each exam's actions stay inside its row, at laptop widths too.
+            page.goto(f"{live_server.url}/review/")
+            for width in (1280, 1024):
+                page.set_viewport_size({"width": width, "height": 900})
+                row = page.locator("tbody tr").first.bounding_box()
+                for link in page.locator("tbody tr").first.get_by_role("link").all():
+                    box = link.bounding_box()
+                    assert row["y"] <= box["y"] and box["y"] + box["height"] <= row["y"] + row["height"] + 1, (row, box)
+                    assert box["x"] + box["width"] <= width
+            assert_accessible(page, "the review index")
+            page.set_viewport_size({"width": 1200, "height": 1000})
             page.goto(f"{live_server.url}/review/exams/{exam.pk}/")
             rows = page.locator("table.attempts tbody tr")
             expect(rows).to_have_count(2)
