@@ -64,6 +64,23 @@ class _Op:
     session_id: int
     flag_id: int | None = None
     span: rules.FlagSpan | None = None
+    kind: str = ""  # the flag's kind, where there is no span (withdraw)
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    """One flag's change in a preview, in words: which flag opens, moves, closes or comes back, and from when."""
+
+    verb: str  # "opens" | "moves" | "closes" | "comes back"
+    kind: str
+    label: str
+    flag_id: int | None
+    started_at: datetime | None  # where the new span starts (None when the flag closes)
+    started_seq: int | None
+
+    def __str__(self) -> str:
+        name = self.label if self.flag_id is None else f"{self.label} (flag {self.flag_id})"
+        return f"{name} {self.verb}" + (f" from frame {self.started_seq}" if self.started_seq is not None else "")
 
 
 @dataclass
@@ -84,6 +101,25 @@ class AttemptPlan:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.withdrawn or self.restored)
+
+    def changes(self) -> list[FlagChange]:
+        """Which flags open, move, close or come back, in the order of their frames (closes last)."""
+        labels = dict(Flag.Kind.choices)
+        verbs = {"create": "opens", "update": "moves", "withdraw": "closes", "restore": "comes back"}
+        out = []
+        for op in self.ops:
+            kind = op.span.kind if op.span is not None else op.kind
+            out.append(
+                FlagChange(
+                    verb=verbs[op.op],
+                    kind=kind,
+                    label=labels.get(kind, kind),
+                    flag_id=op.flag_id,
+                    started_at=datetime.fromtimestamp(op.span.started_at, UTC) if op.span is not None else None,
+                    started_seq=op.span.started_seq if op.span is not None else None,
+                )
+            )
+        return sorted(out, key=lambda c: (c.started_seq is None, c.started_seq or 0, c.flag_id or 0))
 
     def rows(self) -> list[tuple[str, str, int, int]]:
         """(kind, label, before, after) for every kind present before or after, in the rules' order."""
@@ -218,7 +254,7 @@ def _plan_session(
     for flag in open_live:
         if flag.pk not in matched:
             plan.withdrawn += 1
-            plan.ops.append(_Op("withdraw", session_id, flag.pk))
+            plan.ops.append(_Op("withdraw", session_id, flag.pk, kind=flag.kind))
 
 
 def _plan(exam: Exam, config: Mapping[str, Any]) -> RescorePlan:

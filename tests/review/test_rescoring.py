@@ -150,3 +150,29 @@ def test_only_the_exams_instructor_can_apply(exam, alice_attempt, diana, alice):
         with pytest.raises(ReviewError):
             rescore_apply(exam_id=exam.pk, actor=who, config={"phone_threshold": 0.9})
     assert not RescoreRun.objects.exists()
+
+
+def test_the_preview_says_which_flags_open_move_or_close_per_student(exam, alice_attempt, bob_attempt, charlie):
+    from django.test import Client
+    from django.urls import reverse
+
+    plan = rescore_preview(exam=exam, config={"phone_threshold": 0.8, "yaw_limit": 45.0})
+    alice = next(a for a in plan.attempts if a.attempt_id == alice_attempt.pk)
+    phone = Flag.objects.get(session__attempt=alice_attempt, kind="phone_detected")
+    away = Flag.objects.get(session__attempt=alice_attempt, kind="looking_away")
+    assert {(c.verb, c.kind, c.flag_id) for c in alice.changes()} == {
+        ("closes", "phone_detected", phone.pk), ("closes", "looking_away", away.pk)}  # fmt: skip
+    assert str(alice.changes()[0]).endswith("closes")
+    looser = rescore_preview(exam=exam, config={"k": 2, "n": 5})
+    moves = [c for a in looser.attempts for c in a.changes() if c.verb == "moves"]
+    assert moves and all(c.flag_id and c.started_seq and c.started_at for c in moves)
+
+    import re
+
+    client = Client()
+    client.force_login(charlie)
+    url = reverse("proctoring:review_rescore", args=[exam.pk])
+    form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', client.get(url).content.decode()))
+    form.update({"action": "preview", "phone_threshold": "0.8", "yaw_limit": "45"})
+    page = client.post(url, form).content.decode()
+    assert f"Phone detected (flag {phone.pk})</a> closes" in page
