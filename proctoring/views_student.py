@@ -268,17 +268,23 @@ def enrol_finish(request: HttpRequest) -> JsonResponse:
     )
 
 
+def _setup_missing_redirect(request: HttpRequest) -> HttpResponse | None:
+    """Before the system check: consent, then enrolment, each coming back here; None when both are done."""
+    here = request.get_full_path()
+    if not consent_given(user=request.user):
+        return redirect(_with_next(reverse("proctoring:consent"), _with_next(reverse("proctoring:enrol"), here)))
+    if not _enrolment_current(request.user):
+        return redirect(_with_next(reverse("proctoring:enrol"), here))
+    return None
+
+
 @login_required
 def system_check_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
     """The system check before the exam clock starts, from the exam's page: the same checks, nothing recorded, and
     Start at the end. Only for a student enrolled in the exam (anyone else gets a 404, as for an attempt)."""
     exam = get_object_or_404(Exam, pk=exam_id, published=True, enrollments__student=request.user)
-    if exam.proctoring_enabled:
-        here = request.get_full_path()
-        if not consent_given(user=request.user):
-            return redirect(_with_next(reverse("proctoring:consent"), _with_next(reverse("proctoring:enrol"), here)))
-        if not _enrolment_current(request.user):
-            return redirect(_with_next(reverse("proctoring:enrol"), here))
+    if exam.proctoring_enabled and (setup := _setup_missing_redirect(request)) is not None:
+        return setup
     return render(
         request,
         "proctoring/check.html",
@@ -292,12 +298,12 @@ def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
     # Someone else's attempt is a 404, not a 403: it does not confirm that the attempt exists.
     attempt = get_object_or_404(Attempt.objects.select_related("exam"), pk=attempt_id, student=request.user)
     exam_url = f"/attempts/{attempt.pk}/"
-    if attempt.exam.proctoring_enabled and attempt.status == Attempt.Status.IN_PROGRESS:
-        here = request.get_full_path()
-        if not consent_given(user=request.user):
-            return redirect(_with_next(reverse("proctoring:consent"), _with_next(reverse("proctoring:enrol"), here)))
-        if not _enrolment_current(request.user):
-            return redirect(_with_next(reverse("proctoring:enrol"), here))
+    if (
+        attempt.exam.proctoring_enabled
+        and attempt.status == Attempt.Status.IN_PROGRESS
+        and (setup := _setup_missing_redirect(request)) is not None
+    ):
+        return setup
     return render(
         request,
         "proctoring/check.html",

@@ -108,7 +108,8 @@ def alices_attempt(live_server, client) -> tuple[str, dict]:
     return f"{live_server.url}/attempts/{attempt.pk}/", {**cookie, "domain": host, "path": "/"}
 
 
-def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_drop(alices_attempt, browser):
+def open_exam_page(browser, alices_attempt) -> tuple:
+    """Alice's exam page at 1280 px, its proctoring socket routed to a ScriptedServer; page errors collected."""
     exam_url, cookie = alices_attempt
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     context.add_cookies([cookie])
@@ -118,6 +119,11 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     server = ScriptedServer()
     page.route_web_socket("**/ws/proctor/*/", server.handler)
     page.goto(exam_url)
+    return context, page, server, errors
+
+
+def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_drop(alices_attempt, browser):
+    context, page, server, errors = open_exam_page(browser, alices_attempt)
 
     # 1. READY starts the stream: one JPEG frame, then nothing more until the server acknowledges it.
     settle(page, lambda: server.connections)
@@ -229,22 +235,14 @@ def test_the_panel_streams_after_each_ack_reports_signals_and_resumes_after_a_dr
     assert "no longer in progress" in page.inner_text("#proctor-connection")
     page.wait_for_timeout(2500)
     assert len(server.connections) == 2, "no reconnect after a final close code"
-    assert page.url == exam_url
+    assert page.url == alices_attempt[0]
     assert not errors, errors
 
 
 def test_a_reload_keeps_the_notices_and_shows_the_instructors_messages_once(alices_attempt, browser):
-    exam_url, cookie = alices_attempt
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.add_cookies([cookie])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    server = ScriptedServer()
-    page.route_web_socket("**/ws/proctor/*/", server.handler)
     ready = {"event": "READY", "session_id": 7, "resumed": False, "frame_interval_ms": 5000, "max_frame_bytes": 10**6}
     message = {"event": "INSTRUCTOR_MESSAGE", "message": "Ten minutes left.", "message_id": 5, "at": time.time() - 60}
-    page.goto(exam_url)
+    context, page, server, errors = open_exam_page(browser, alices_attempt)
     settle(page, lambda: server.connections)
     server.send(ready)
     server.send({"event": "PHONE_DETECTED", "flag_id": 42})
