@@ -118,6 +118,23 @@ def monitor_group(exam_id: int) -> str:
     return f"exam_{exam_id}_monitor"
 
 
+def monitor_status(
+    *, attempt_id: int, student: str, student_id: int, connection: str, session_id: int | None = None
+) -> MonitorStatus:
+    """A status for the exam's monitor group, before its optional fields (docs/protocol.md, Live monitor)."""
+    status: MonitorStatus = {
+        "type": "monitor.status",
+        "attempt_id": attempt_id,
+        "student": student,
+        "student_id": student_id,
+        "connection": connection,
+        "at": time.time(),
+    }
+    if session_id is not None:
+        status["session_id"] = session_id
+    return status
+
+
 class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
     start: SessionStart | None = None
     disconnected = False
@@ -476,15 +493,13 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
 
     async def _monitor(self, *, connection: str, **fields: Any) -> None:
         start = self.start
-        status: MonitorStatus = {
-            "type": "monitor.status",
-            "attempt_id": start.attempt_id,
-            "session_id": start.session_id,
-            "student": start.student,
-            "student_id": start.student_id,
-            "connection": connection,
-            "at": time.time(),
-        }
+        status = monitor_status(
+            attempt_id=start.attempt_id,
+            student=start.student,
+            student_id=start.student_id,
+            connection=connection,
+            session_id=start.session_id,
+        )
         status.update({k: v for k, v in fields.items() if v is not None})  # type: ignore[typeddict-item]
         try:
             await self.channel_layer.group_send(monitor_group(start.exam_id), status)

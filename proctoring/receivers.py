@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from exams.models import Attempt
-from proctoring.consumers import monitor_group
+from proctoring.consumers import monitor_group, monitor_status
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +21,12 @@ def attempt_started_to_monitor(sender: Any, *, attempt: Attempt, **kwargs: Any) 
     if layer is None:
         return
     student = attempt.student
-    status = {
-        "type": "monitor.status",
-        "attempt_id": attempt.pk,
-        "student": student.get_full_name() or student.get_username(),
-        "student_id": attempt.student_id,
-        "connection": "setting_up",
-        "at": time.time(),
-    }
+    status = monitor_status(
+        attempt_id=attempt.pk,
+        student=student.get_full_name() or student.get_username(),
+        student_id=attempt.student_id,
+        connection="setting_up",
+    )
     try:
         async_to_sync(layer.group_send)(monitor_group(attempt.exam_id), status)
     except Exception:  # noqa: BLE001 - the live monitor is best effort; starting the exam comes first

@@ -163,11 +163,12 @@ def proctoring_setup_status(*, user: Any) -> SetupStatus:
     return SetupStatus(consent=consent, enrolment=enrolment)
 
 
+def monitor_flag(flag: Flag) -> dict[str, Any]:
+    """An open flag as the live monitor shows it: {kind, event, flag_id, at}."""
+    return {"kind": flag.kind, "event": flag.kind.upper(), "flag_id": flag.pk, "at": flag.started_at.timestamp()}
+
+
 def session_open_flags(session_id: int) -> list[dict[str, Any]]:
-    """The session's open flags for the live monitor, oldest first: {kind, event, flag_id, at}."""
-    return [
-        {"kind": kind, "event": kind.upper(), "flag_id": pk, "at": started_at.timestamp()}
-        for pk, kind, started_at in Flag.objects.filter(session_id=session_id, status=Flag.Status.OPEN)
-        .order_by("started_at", "id")
-        .values_list("pk", "kind", "started_at")
-    ]
+    """The session's open flags for the live monitor, oldest first."""
+    flags = Flag.objects.filter(session_id=session_id, status=Flag.Status.OPEN).only("kind", "started_at")
+    return [monitor_flag(f) for f in flags.order_by("started_at", "id")]

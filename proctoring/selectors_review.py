@@ -30,6 +30,7 @@ from proctoring.models import (
     Snapshot,
     StreamEvent,
 )
+from proctoring.selectors import monitor_flag
 from proctoring.services.review import user_can_review_exam
 
 # How much an open flag of each kind weighs in the review priority. Identity and a second person are the strongest
@@ -401,10 +402,7 @@ def exam_roster(*, exam: Exam) -> list[dict]:
                 if session is not None and session.last_attention is not None
                 else None,
                 "conditions": list(signals or []),
-                "open_flags": [
-                    {"kind": f.kind, "event": f.kind.upper(), "flag_id": f.pk, "at": f.started_at.timestamp()}
-                    for f in flags
-                ],
+                "open_flags": [monitor_flag(f) for f in flags],
                 "priority": round(sum(flag_priority(f) for f in flags), 2),
                 "last_frame_at": session.last_frame_at.timestamp()
                 if session is not None and session.last_frame_at

@@ -43,6 +43,8 @@ RELEASE_BELOW = 0.9
 # Thumbnails for the instructor's live monitor: small enough for the channel layer and a grid of tiles.
 THUMBNAIL_WIDTH = 160
 THUMBNAIL_MAX_BYTES = 20_000
+# JPEG qualities tried in turn until a thumbnail fits THUMBNAIL_MAX_BYTES (workers and server alike).
+THUMBNAIL_QUALITIES = (70, 50, 30)
 
 
 @dataclass(frozen=True)
@@ -377,7 +379,7 @@ def make_thumbnail(image: Any) -> str | None:
         return None
     # Bounded on both sides: the decoder already refuses absurd shapes, and this stays small whatever it is given.
     small = cv2.resize(image, fit_within(width, height, THUMBNAIL_WIDTH, THUMBNAIL_WIDTH))
-    for quality in (70, 50, 30):
+    for quality in THUMBNAIL_QUALITIES:
         ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok and len(buf) <= THUMBNAIL_MAX_BYTES:
             return base64.b64encode(buf.tobytes()).decode("ascii")
@@ -397,7 +399,7 @@ def thumbnail_from_bytes(frame: bytes) -> str | None:
             small.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    for quality in (70, 50, 30):
+    for quality in THUMBNAIL_QUALITIES:
         buffer = io.BytesIO()
         small.save(buffer, "JPEG", quality=quality)
         if buffer.tell() <= THUMBNAIL_MAX_BYTES:
