@@ -9,9 +9,11 @@ It measures what a full room costs the instructor's side, not the inference (ben
 3. publishes, for each student, the statuses their proctoring consumer sends to the exam's monitor group: one per
    analysed frame every 2 s (attention and the frame's conditions), a 160 px thumbnail every 10 s, and one 10 s
    episode a minute (a phone, looking away, a second person or an empty chair) whose alerts open a flag;
-4. counts the monitor socket's messages and bytes per second with a plain WebSocket client, and opens the monitor
-   page in Chromium, where the DevTools Performance metrics give the page's main-thread time per second
-   (TaskDuration) and script time (ScriptDuration) over the measured window.
+4. counts the monitor socket's messages and bytes per second with a plain WebSocket client (which never says which
+   tiles it shows, so it gets every thumbnail), and opens the monitor page in Chromium, where the DevTools
+   Performance metrics give the page's main-thread time per second (TaskDuration) and script time (ScriptDuration)
+   over the measured window, and the page's own socket is counted the same way (it asks for the thumbnails of the
+   tiles on screen only).
 
 Writes bench/results/monitor.json.
 """
@@ -127,7 +129,7 @@ async def count_socket(port: int, exam_id: int, cookie: str, start_at: float, st
     import websockets
 
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{port}"}
-    messages = nbytes = 0
+    messages = nbytes = thumbnails = 0
     snapshot_bytes = 0
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/monitor/{exam_id}/", additional_headers=headers,
                                   max_size=2**24) as ws:  # fmt: skip
@@ -140,9 +142,11 @@ async def count_socket(port: int, exam_id: int, cookie: str, start_at: float, st
             if time.time() >= start_at:
                 messages += 1
                 nbytes += len(raw)
+                thumbnails += '"thumbnail"' in raw
     window = stop_at - start_at
     return {"messages_per_s": round(messages / window, 1), "kbytes_per_s": round(nbytes / window / 1024, 1),
-            "snapshot_kbytes": round(snapshot_bytes / 1024, 1)}  # fmt: skip
+            "snapshot_kbytes": round(snapshot_bytes / 1024, 1),
+            "thumbnails_per_s": round(thumbnails / window, 1)}  # fmt: skip
 
 
 def browse(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float, out: dict) -> None:
@@ -158,6 +162,15 @@ def browse(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        received = {"messages": 0, "bytes": 0, "thumbnails": 0}
+
+        def count(payload: str | bytes) -> None:
+            if start_at <= time.time() < stop_at:
+                received["messages"] += 1
+                received["bytes"] += len(payload)
+                received["thumbnails"] += isinstance(payload, str) and '"thumbnail"' in payload
+
+        page.on("websocket", lambda ws: ws.on("framereceived", count))
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
         page.goto(f"http://127.0.0.1:{port}/review/exams/{exam_id}/monitor/")
@@ -173,6 +186,10 @@ def browse(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float
             page.wait_for_timeout(200)
         last, t1 = metrics(), time.time()
         window = t1 - t0
+        on_screen = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#monitor-tiles > li')).filter((li) => {"
+            " const r = li.getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight; }).length"
+        )
         out.update({
             "main_thread_ms_per_s": round((last["TaskDuration"] - first["TaskDuration"]) * 1000 / window, 1),
             "script_ms_per_s": round((last["ScriptDuration"] - first["ScriptDuration"]) * 1000 / window, 1),
@@ -182,6 +199,10 @@ def browse(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float
             "dom_nodes": int(last["Nodes"]),
             "js_heap_mb": round(last["JSHeapUsedSize"] / 2**20, 1),
             "page_errors": errors,
+            "tiles_on_screen": on_screen,
+            "socket_messages_per_s": round(received["messages"] / (stop_at - start_at), 1),
+            "socket_kbytes_per_s": round(received["bytes"] / (stop_at - start_at) / 1024, 1),
+            "socket_thumbnails_per_s": round(received["thumbnails"] / (stop_at - start_at), 1),
         })  # fmt: skip
         page.screenshot(path=str(ROOT / "test-artifacts" / "monitor-bench.png"))
         browser.close()
@@ -266,6 +287,8 @@ def main(argv: list[str]) -> int:
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if RESULTS.exists() and "before" in (previous := json.loads(RESULTS.read_text())):
+        result["before"] = previous["before"]  # the page as it stood before the roster, kept for comparison
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0

@@ -2,7 +2,8 @@
 
 Only the exam's instructor (or an admin) may connect. The socket joins the exam's monitor group, where every
 student's proctoring consumer posts a compact status (proctoring.consumers.MonitorStatus), and relays those to the
-page. The instructor can send one student a message: it is recorded first (InstructorMessage), then delivered to
+page, with the thumbnails only of the tiles on the instructor's screen (the page says which, with `visible`). The
+instructor can send one student a message: it is recorded first (InstructorMessage), then delivered to
 the student's sockets through the attempt's group, where the proctoring consumer turns it into INSTRUCTOR_MESSAGE.
 
 Refusals close with 4401 (not signed in) or 4403 (not your exam, or no such exam: ids reveal nothing).
@@ -25,7 +26,9 @@ from proctoring.services.sessions import instructor_message_event
 
 # An instructor typing can't send more than this many messages per minute: a stuck key must not flood a student.
 MESSAGES_PER_MINUTE = 20
-MAX_TEXT_BYTES = 4096
+MAX_TEXT_BYTES = 16384  # room for a visible list; a message is capped at 500 characters by the page
+# A page says which students' tiles are on screen; more ids than a roster could hold is a mistake or abuse.
+MAX_VISIBLE = 1000
 
 
 class SnapshotEvent(TypedDict):
@@ -60,6 +63,10 @@ class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
         self.exam_id = exam.pk
         self.user = user
         self.sent: list[float] = []
+        # None until the page says which tiles it shows: a client that never says gets every thumbnail.
+        self.visible: set[int] | None = None
+        # The newest thumbnail of each student whose tile is off screen, sent when it scrolls into view.
+        self.held: dict[int, dict[str, Any]] = {}
         await self.channel_layer.group_add(monitor_group(exam.pk), self.channel_name)
         await self.accept()
         tiles = await database_sync_to_async(exam_roster)(exam=exam)
@@ -88,8 +95,27 @@ class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
             await self.send_json({"event": "PONG"})
         elif content.get("type") == "message":
             await self._send_message(content)
+        elif content.get("type") == "visible":
+            await self._set_visible(content.get("attempt_ids"))
         else:
-            await self.send_json({"event": "ERROR", "message": "Unknown message type; expected message or ping."})
+            await self.send_json(
+                {"event": "ERROR", "message": "Unknown message type; expected message, visible or ping."}
+            )
+
+    async def _set_visible(self, attempt_ids: Any) -> None:
+        """The page's tiles on screen: their thumbnails flow, the others' wait here (the newest one each)."""
+        if (
+            not isinstance(attempt_ids, list)
+            or len(attempt_ids) > MAX_VISIBLE
+            or any(isinstance(a, bool) or not isinstance(a, int) for a in attempt_ids)
+        ):
+            await self.send_json(
+                {"event": "ERROR", "message": f"attempt_ids must be a list of at most {MAX_VISIBLE} numbers."}
+            )
+            return
+        self.visible = set(attempt_ids)
+        for attempt_id in sorted(self.visible & self.held.keys()):
+            await self.send_json({"event": "STATUS", **self.held.pop(attempt_id)})
 
     async def _send_message(self, content: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -121,4 +147,13 @@ class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
     async def monitor_status(self, event: dict[str, Any]) -> None:
         """A student's proctoring consumer reports connection, attention, latest alert and (sometimes) a thumbnail."""
         status = {k: v for k, v in event.items() if k != "type"}
+        attempt_id = status.get("attempt_id")
+        if status.get("thumbnail") and self.visible is not None and attempt_id not in self.visible:
+            # Off screen: keep the newest picture for when the tile scrolls into view, send the rest now.
+            self.held[attempt_id] = {
+                "attempt_id": attempt_id,
+                "student_id": status.get("student_id"),
+                "thumbnail": status.pop("thumbnail"),
+                "at": status.get("at"),
+            }
         await self.send_json({"event": "STATUS", **status})

@@ -1,7 +1,8 @@
 // Live monitor: one tile per student of the exam (the roster), fed by /ws/monitor/<exam_id>/ (proctoring/monitor.py).
 // Every enrolled student has a tile, streaming or not, in one of the roster's states. Text and icons carry every
 // state; colour only repeats them. Live statuses are merged as they come and drawn once a second, so a room of 200
-// streaming students costs the page a few DOM updates a second, not hundreds.
+// streaming students costs the page a few DOM updates a second, not hundreds. The page tells the socket which tiles
+// are on screen, and only those get thumbnails: a room of 200 costs the bandwidth of the tiles one can see.
 
 const list = document.getElementById("monitor-tiles");
 const examId = list.dataset.exam;
@@ -16,6 +17,7 @@ const WEIGHTS = JSON.parse(document.getElementById("monitor-weights").textConten
 const tiles = new Map();
 const pending = new Map();
 const FLUSH_MS = 1000;
+const VISIBLE_DEBOUNCE_MS = 300;
 
 const ALERTS = {
   FACE_NOT_FOUND: "Face not found",
@@ -100,6 +102,7 @@ function makeTile(status) {
   };
   tiles.set(key, tile);
   list.append(li);
+  onScreen.observe(li);
   return tile;
 }
 
@@ -129,6 +132,8 @@ function attachAttempt(tile, attemptId) {
   tile.actions.replaceChildren(message, sent, link);
   tile.input = input;
   tile.sent = sent;
+  tile.li.dataset.attempt = String(id);
+  if (seen.has(tile.li)) tellVisible();
 }
 
 function apply(status, announcements) {
@@ -258,6 +263,25 @@ function queue(status) {
 let socket = null;
 let retry = 1000;
 
+// Tiles on screen (with a margin, so a picture is there as one scrolls): the socket sends thumbnails for these only.
+const seen = new Set();
+let visibleTimer = null;
+const onScreen = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (entry.isIntersecting) seen.add(entry.target); else seen.delete(entry.target);
+  }
+  tellVisible();
+}, { rootMargin: "200px 0px" });
+
+function tellVisible() {
+  window.clearTimeout(visibleTimer);
+  visibleTimer = window.setTimeout(() => {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    const ids = Array.from(seen, (li) => Number(li.dataset.attempt)).filter((id) => id > 0);
+    socket.send(JSON.stringify({ type: "visible", attempt_ids: ids }));
+  }, VISIBLE_DEBOUNCE_MS);
+}
+
 function send(payload) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(payload));
   else connection.textContent = "Not connected: the message was not sent. Reconnecting…";
@@ -266,7 +290,7 @@ function send(payload) {
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${window.location.host}/ws/monitor/${examId}/`);
-  socket.addEventListener("open", () => { retry = 1000; connection.textContent = "Live: connected."; });
+  socket.addEventListener("open", () => { retry = 1000; connection.textContent = "Live: connected."; tellVisible(); });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
     if (data.event === "SNAPSHOT") {

@@ -214,3 +214,44 @@ async def test_a_student_who_starts_the_exam_shows_as_setting_up_before_proctori
     status = await asyncio.wait_for(layer.receive(watcher), timeout=5)
     assert (status["attempt_id"], status["student_id"], status["connection"]) == (attempt.pk, alice.pk, "setting_up")
     assert status["student"] == "Alice Adams"
+
+
+async def test_thumbnails_flow_for_tiles_on_screen_and_wait_for_the_others(charlie, exam):
+    """The page says which tiles it shows: their thumbnails arrive, an off-screen tile's newest waits until it shows."""
+    from channels.layers import get_channel_layer
+
+    from proctoring.consumers import monitor_group
+
+    layer = get_channel_layer()
+    monitor, _ = await monitor_of(charlie, exam.pk)
+
+    async def post(attempt_id: int, thumbnail: str, at: float) -> dict:
+        await layer.group_send(
+            monitor_group(exam.pk),
+            {"type": "monitor.status", "attempt_id": attempt_id, "student_id": attempt_id + 100,
+             "connection": "connected", "thumbnail": thumbnail, "at": at},
+        )  # fmt: skip
+        return await asyncio.wait_for(monitor.receive_json_from(), 5)
+
+    # A client that never says what it shows gets every picture (scripts, older pages).
+    assert (await post(1, "one-a", 1.0))["thumbnail"] == "one-a"
+    await monitor.send_json_to({"type": "visible", "attempt_ids": [1]})
+    await asyncio.sleep(0.1)
+    assert (await post(1, "one-b", 2.0))["thumbnail"] == "one-b"
+    off_screen = await post(2, "two-a", 3.0)
+    assert "thumbnail" not in off_screen and off_screen["connection"] == "connected"  # the rest still flows
+    assert "thumbnail" not in await post(2, "two-b", 4.0)
+    # Student 2 scrolls into view: only the newest picture comes, once, with its time.
+    await monitor.send_json_to({"type": "visible", "attempt_ids": [1, 2]})
+    assert await asyncio.wait_for(monitor.receive_json_from(), 5) == {
+        "event": "STATUS", "attempt_id": 2, "student_id": 102, "thumbnail": "two-b", "at": 4.0,
+    }  # fmt: skip
+    await monitor.send_json_to({"type": "visible", "attempt_ids": [2]})
+    await monitor.send_json_to({"type": "ping"})
+    assert (await asyncio.wait_for(monitor.receive_json_from(), 5))["event"] == "PONG"  # nothing held was resent
+    for bad in ("all", [True], ["1"], list(range(1001)), {"a": 1}):
+        await monitor.send_json_to({"type": "visible", "attempt_ids": bad})
+        refused = await asyncio.wait_for(monitor.receive_json_from(), 5)
+        assert refused["event"] == "ERROR" and "at most 1000 numbers" in refused["message"], bad
+    assert (await post(2, "two-c", 5.0))["thumbnail"] == "two-c"  # a refused list left the last good one in place
+    await monitor.disconnect()

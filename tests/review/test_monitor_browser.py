@@ -130,6 +130,8 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
         try:
             charlie = _login(browser, url, "charlie", seed["password"])
             charlie.on("pageerror", lambda error: errors.append(str(error)))
+            told: list[str] = []  # what the page tells its monitor socket
+            charlie.on("websocket", lambda ws: ws.on("framesent", lambda text: told.append(text)))
             charlie.goto(f"{url}/review/exams/{seed['exam']}/monitor/")
             expect(charlie.locator("#monitor-connection")).to_have_text("Live: connected.")
             # The roster: both students are there before they stream, setting up, and the header counts them.
@@ -157,6 +159,9 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             expect(bob_tile).to_contain_text("Phone in view", timeout=30_000)
             expect(bob_tile).to_contain_text("(Away)")
             expect(alice_tile.locator("img.thumb")).to_be_visible()
+            # The page asks for the thumbnails of the tiles on screen: here both.
+            shown = [json.loads(text) for text in told if '"visible"' in text]
+            assert shown and sorted(shown[-1]["attempt_ids"]) == sorted([alice_id, bob_id]), told
             expect(charlie.locator("#monitor-announcer")).to_contain_text("Bob Brown: Phone in view")
             expect(bob_tile.locator(".tile-alert")).to_have_text(re.compile(r"Phone in view at \d\d:\d\d:\d\d$"))
             # What bob's camera shows now, and his open flag with its link into review, once k of n frames agree.
