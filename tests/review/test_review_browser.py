@@ -38,6 +38,9 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     flags = {f.kind: f for f in Flag.objects.filter(session__attempt=alice_attempt)}
+    # A model version as long as a real pack's (over 300 characters, with no space to break at).
+    long_version = "pack=default@2026.11.4," + ",".join(f"{role}=model-{role}-" + "x" * 50 for role in "abcde")
+    Flag.objects.filter(pk=flags["phone_detected"].pk).update(model_version=long_version)
 
     errors: list[str] = []
     with sync_playwright() as playwright:
@@ -93,6 +96,21 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
                 images.nth(i).scroll_into_view_if_needed()
                 page.wait_for_function("(i) => i.complete && i.naturalWidth > 0", arg=images.nth(i).element_handle())
             page.locator("#timeline").screenshot(path=str(ARTIFACTS / "timeline.png"))
+            # At laptop widths the evidence captions and the full model version (opened) stay inside their card.
+            phone_card = page.locator(f"#flag-{flags['phone_detected'].pk}")
+            phone_card.locator("details.model-version summary").click()
+            for width in (1280, 1024):
+                page.set_viewport_size({"width": width, "height": 900})
+                for card in page.locator("article.flag").all():
+                    outer = card.bounding_box()
+                    for part in card.locator("figcaption, details.model-version code").all():
+                        box = part.bounding_box()
+                        if box is None:  # the folded details' full text
+                            continue
+                        assert box["x"] >= outer["x"] and box["x"] + box["width"] <= outer["x"] + outer["width"] + 1, (
+                            width, part.inner_text()[:60], box, outer)  # fmt: skip
+                phone_card.screenshot(path=str(ARTIFACTS / f"evidence-card-{width}.png"))
+            page.set_viewport_size({"width": 1200, "height": 1000})
             assert_accessible(page, "an attempt's review")
             assert EvidenceView.objects.filter(viewer=charlie).count() >= 5
 
