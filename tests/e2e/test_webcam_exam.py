@@ -172,6 +172,18 @@ class Phase:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def at_laptop_widths(self, label: str, *controls: str) -> None:
+        """At 1280 and 1024 px the page has no sideways scroll and each key control is on screen; a shot of each."""
+        for width in (1280, 1024):
+            self.page.set_viewport_size({"width": width, "height": 1000})
+            overflow = self.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (label, width, overflow)
+            for selector in controls:
+                box = self.page.locator(selector).first.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (label, width, selector)
+            self.shot(f"{label}-{width}")
+        self.page.set_viewport_size({"width": 1280, "height": 1000})
+
     def close(self) -> dict:
         state = self.context.storage_state()
         self.browser.close()
@@ -208,7 +220,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.click("main button[type=submit]")
             page.wait_for_url(re.compile(r"/proctoring/consent/"))
             assert "How long it is kept" in page.inner_text("main")
-            phase.shot("consent")
+            phase.at_laptop_widths("consent", "#id_understood", "button[value=accept]")
             page.check("#id_understood")
             page.click("button[value=accept]")
             page.wait_for_url(re.compile(r"/proctoring/enrol/"))
@@ -218,7 +230,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
                 timeout=FIRST_EVENT_TIMEOUT_MS,
             )
             assert page.inner_text("#progress-text") == "0 of 5 good photos"
-            phase.shot("enrol-guidance")
+            phase.at_laptop_widths("enrol-guidance", "#guidance", "#stop")
             page.click("#stop")
             page.wait_for_selector("#stop", state="hidden")
             state = phase.close()
@@ -229,7 +241,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.goto(f"{url}/proctoring/enrol/")
             page.click("#start")
             page.wait_for_selector("#result:not([hidden]) h2", timeout=FIRST_EVENT_TIMEOUT_MS)
-            phase.shot("enrolled")
+            phase.at_laptop_widths("enrolled", "#result h2")
             assert_accessible(page, "face enrolment")
             assert page.inner_text("#result h2") == "You are enrolled", page.inner_text("#result")
             assert page.inner_text("#progress-text") == "5 of 5 good photos"
@@ -240,7 +252,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.wait_for_url(re.compile(r"/proctoring/check/exam/\d+/$"))
             assert "Your exam time has not started" in page.inner_text("#time-not-started")
             page.wait_for_selector("#check[data-done]", timeout=FIRST_EVENT_TIMEOUT_MS)
-            phase.shot("system-check")
+            phase.at_laptop_widths("system-check", "#checklist", "#continue")
             assert_accessible(page, "the system check")
             results = page.eval_on_selector_all(
                 "#checklist li", "items => items.map(li => [li.id, li.dataset.state, li.innerText])"
@@ -259,7 +271,9 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             # A browser integrity signal, reported on the same stream.
             page.evaluate("document.dispatchEvent(new Event('paste'))")
             page.wait_for_timeout(700)
-            phase.shot("exam-right-person")
+            phase.at_laptop_widths(
+                "exam-right-person", "#timer", "#proctor-connection", "#proctor-fullscreen", "#submit-open"
+            )
             assert_accessible(page, "the exam page")
             shown["right_person"] = phase.events_shown()
             state = phase.close()
@@ -288,7 +302,7 @@ def test_a_student_sits_a_webcam_proctored_exam_end_to_end(server: Server, clips
             page.click("#submit-open")
             page.click("#confirm-submit")
             page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/results/"))
-            phase.shot("results")
+            phase.at_laptop_widths("results", "#score", "#my-flags-link")
             phase.close()
         except Exception:
             # Leave a picture of where it stopped, for CI logs.
