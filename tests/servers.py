@@ -87,6 +87,8 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 
 def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """daphne as `make serve` runs it, in a process group of its own (as a terminal would start it: Ctrl-C is a
+    SIGINT to the whole group)."""
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "examsite.asgi:application"],
@@ -94,6 +96,7 @@ def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

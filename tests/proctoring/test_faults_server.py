@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -37,8 +38,8 @@ SCRIPTED = "tests.proctoring.fakes:scripted_analyzer"
 
 
 class Server:
-    def __init__(self, port: int, seed: dict, env: dict, log: Path) -> None:
-        self.port, self.seed, self.env, self.log = port, seed, env, log
+    def __init__(self, port: int, seed: dict, env: dict, log: Path, process: subprocess.Popen) -> None:
+        self.port, self.seed, self.env, self.log, self.process = port, seed, env, log, process
 
     def url(self, attempt: int) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/proctor/{attempt}/"
@@ -74,7 +75,7 @@ def daphne(tmp_path: Path, suffix: str, *, extra: int = 0, settings: dict | None
         process = start_daphne(env, port, log)
         try:
             wait_for_port(port, process, log)
-            yield Server(port, seed, env, log)
+            yield Server(port, seed, env, log, process)
         finally:
             stop_process(process)
 
@@ -161,6 +162,35 @@ def test_a_message_over_1_mib_is_closed_with_1009_as_the_protocol_says(tmp_path)
 
         assert asyncio.run(oversized()) == 1009
         assert asyncio.run(close_code(server, 1)) is None  # the server carries on: bob connects
+
+
+def test_ctrl_c_stops_a_serving_daphne_and_its_live_workers_without_a_traceback(tmp_path):
+    # Issue 12: stopping the dev server (`make serve`, Ctrl-C in its terminal) printed a traceback.
+    import psutil
+    import websockets
+
+    from tests.proctoring.fakes import frame
+
+    with daphne(tmp_path, "ctrl_c", INFERENCE_WORKERS="2") as server:
+
+        async def stream_and_stop() -> list[int]:
+            async with websockets.connect(server.url(server.seed["attempts"][0]), additional_headers=server.headers(0),
+                                          open_timeout=10) as ws:  # fmt: skip
+                assert (await first_event(ws))["event"] == "READY"
+                await ws.send(frame("alice"))
+                while (await first_event(ws, timeout=60))["event"] != "ATTENTION_UPDATE":
+                    pass
+                workers = [p.pid for p in psutil.Process(server.process.pid).children(recursive=True)]
+                assert workers, log_tail(server.log)
+                os.killpg(server.process.pid, signal.SIGINT)  # Ctrl-C, with a student still connected
+                await asyncio.to_thread(server.process.wait, 30)
+                return workers
+
+        workers = asyncio.run(stream_and_stop())
+        assert server.process.returncode == 0, log_tail(server.log)
+        assert "Traceback" not in server.log.read_text(errors="replace"), log_tail(server.log)
+        _gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in workers if psutil.pid_exists(pid)], 5)
+        assert alive == []
 
 
 # --- 6. A database outage --------------------------------------------------------------------------------------------
