@@ -6,9 +6,11 @@
 It measures what a full room costs the instructor's side, not the inference (bench/capacity.py does that):
 1. seeds an exam with N enrolled students, their attempts and active proctoring sessions, and the instructor;
 2. starts daphne with the Redis channel layer (what a deployment with more than one process runs);
-3. publishes, for each student, the statuses their proctoring consumer sends to the exam's monitor group: one per
-   analysed frame every 2 s (attention and the frame's conditions), a 160 px thumbnail every 10 s, and one 10 s
-   episode a minute (a phone, looking away, a second person or an empty chair) whose alerts open a flag;
+3. publishes, for each student, the statuses their proctoring consumer sends to the exam's monitor group: an
+   analysed frame every 2 s (attention, with a wobble of a few points, and the frame's conditions), a 160 px
+   thumbnail every 10 s, and one 10 s episode a minute (a phone, looking away, a second person or an empty chair)
+   whose alerts open a flag; a frame's status goes out only when the consumer's rule (MonitorChanges) says the tile
+   would change, as in the consumer;
 4. counts the monitor socket's messages and bytes per second with a plain WebSocket client (which never says which
    tiles it shows, so it gets every thumbnail), and opens the monitor page in Chromium, where the DevTools
    Performance metrics give the page's main-thread time per second (TaskDuration) and script time (ScriptDuration)
@@ -89,25 +91,28 @@ async def publish(exam_id: int, seats: list[dict], thumbs: list[str], stop_at: f
     """Every student's statuses at the consumer's rates, spread over the interval; returns how many were sent."""
     from channels.layers import get_channel_layer
 
-    from proctoring.consumers import monitor_group
+    from proctoring.consumers import MonitorChanges, monitor_group
 
     layer = get_channel_layer()
     group = monitor_group(exam_id)
-    sent = 0
+    sent = frames = 0
     flag_ids = iter(range(10_000_000, 20_000_000))
 
     async def student(index: int, seat: dict) -> None:
-        nonlocal sent
+        nonlocal sent, frames
         await asyncio.sleep(index * INTERVAL_S / len(seats))
         start = time.time()
+        told = MonitorChanges()
+        wobble = random.Random(index)
         next_thumb = start + random.random() * THUMBNAIL_EVERY_S
         open_flags: list[dict] = []
         while time.time() < stop_at:
             now = time.time()
             phase = (now - start + index * 7.3) % EPISODE_EVERY_S
             episode = EPISODES[index % len(EPISODES)] if phase < 10.0 else ()
+            score = max(0, min(100, round((30 if episode else 90) + wobble.gauss(0, 3))))
             status = {"type": "monitor.status", **seat, "connection": "connected", "at": now,
-                      "attention": {"score": 30 if episode else 90, "label": "Away" if episode else "Focused"},
+                      "attention": {"score": score, "label": "Away" if episode else "Focused"},
                       "conditions": ["AUTHORIZED", *episode]}  # fmt: skip
             if episode and 4.0 <= phase < 6.0:  # k of n frames into the episode: the flag opens
                 flag = {"kind": episode[0].lower(), "event": episode[0], "flag_id": next(flag_ids), "at": now}
@@ -117,12 +122,16 @@ async def publish(exam_id: int, seats: list[dict], thumbs: list[str], stop_at: f
             if now >= next_thumb or "alerts" in status:
                 status["thumbnail"] = thumbs[index % len(thumbs)]
                 next_thumb = now + THUMBNAIL_EVERY_S
-            await layer.group_send(group, status)
-            sent += 1
+            frames += 1
+            if told.worth_sending(score=score, label=status["attention"]["label"],
+                                  conditions=tuple(status["conditions"]), alerts="alerts" in status,
+                                  open_flags="open_flags" in status, thumbnail="thumbnail" in status):  # fmt: skip
+                await layer.group_send(group, status)
+                sent += 1
             await asyncio.sleep(INTERVAL_S)
 
     await asyncio.gather(*(student(i, seat) for i, seat in enumerate(seats)))
-    return sent
+    return frames, sent
 
 
 async def count_socket(port: int, exam_id: int, cookie: str, start_at: float, stop_at: float) -> dict:
@@ -243,7 +252,7 @@ def main(argv: list[str]) -> int:
         start_at, stop_at = begin + 10.0, begin + 10.0 + args.duration
         page: dict = {}
 
-        async def run() -> tuple[int, dict, dict]:
+        async def run() -> tuple[tuple[int, int], dict, dict]:
             cpu0 = None
 
             async def server_cpu() -> dict:
@@ -275,7 +284,8 @@ def main(argv: list[str]) -> int:
     result = {
         "students": args.students,
         "duration_s": args.duration,
-        "statuses_published_per_s": round(sent / (stop_at - begin), 1),
+        "frames_per_s": round(sent[0] / (stop_at - begin), 1),
+        "statuses_published_per_s": round(sent[1] / (stop_at - begin), 1),
         "monitor_socket": socket,
         "page": page,
         "server": cpu,

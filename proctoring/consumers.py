@@ -113,6 +113,43 @@ class MonitorStatus(TypedDict, total=False):
     at: float
 
 
+# The monitor hears of a frame when what its tile shows changes: the conditions, the attention label, or the score by
+# at least this many points. Alerts, flag changes and thumbnails always go.
+ATTENTION_STEP = 5
+
+
+@dataclasses.dataclass
+class MonitorChanges:
+    """What the monitor was last told of one student's frames, so that a frame that changes nothing on the tile is
+    not sent at all: a quiet room of 200 costs the monitor its thumbnails and its changes, not 100 statuses a
+    second."""
+
+    score: int | None = None
+    label: str | None = None
+    conditions: tuple[str, ...] | None = None
+
+    def worth_sending(
+        self,
+        *,
+        score: int | None,
+        label: str | None,
+        conditions: tuple[str, ...],
+        alerts: bool = False,
+        open_flags: bool = False,
+        thumbnail: bool = False,
+    ) -> bool:
+        moved = (
+            label != self.label
+            or conditions != self.conditions
+            or (score is None) != (self.score is None)
+            or (score is not None and self.score is not None and abs(score - self.score) >= ATTENTION_STEP)
+        )
+        if not (moved or alerts or open_flags or thumbnail):
+            return False
+        self.score, self.label, self.conditions = score, label, conditions
+        return True
+
+
 def monitor_group(exam_id: int) -> str:
     """The instructor live monitor's group for an exam (issue 5 listens to it)."""
     return f"exam_{exam_id}_monitor"
@@ -212,6 +249,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         self.last_frame_at = time.time()
         self.stalled = False
         self.last_thumbnail_at = 0.0
+        self.told_monitor = MonitorChanges()
         self.tokens = float(TEXT_BURST)
         self.tokens_at = time.monotonic()
         self.ignored = 0
@@ -279,6 +317,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         if self.stalled:
             self.stalled = False
             await db_call(session_note_stream)(session_id=self.start.session_id, kind=StreamEvent.Kind.RECOVERED)
+            self.told_monitor = MonitorChanges()  # the tile says "stream paused": the next result must reach it
         if len(data) > self.settings.max_frame_bytes:
             # Answered without touching the pool or the database: an oversize flood costs us nothing.
             await self.send_json(
@@ -350,7 +389,14 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 for event in outcome.events:
                     # Which frame this answers (its FRAME_ACK seq): a client can measure latency and see drops.
                     await self.send_json({**event, "seq": seq} if event["event"] != "SESSION_ENDED" else event)
-            if outcome.attention is not None or outcome.alerts:
+            if (outcome.attention is not None or outcome.alerts) and self.told_monitor.worth_sending(
+                score=outcome.attention,
+                label=outcome.label,
+                conditions=tuple(outcome.conditions),
+                alerts=bool(outcome.alerts),
+                open_flags=outcome.open_flags is not None,
+                thumbnail=result.thumbnail_b64 is not None,
+            ):
                 thumbnail = result.thumbnail_b64
                 if outcome.alerts and thumbnail is None:
                     # The tile shows the frame that raised the alert, never an older one beside it (an identity

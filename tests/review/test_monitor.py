@@ -255,3 +255,36 @@ async def test_thumbnails_flow_for_tiles_on_screen_and_wait_for_the_others(charl
         assert refused["event"] == "ERROR" and "at most 1000 numbers" in refused["message"], bad
     assert (await post(2, "two-c", 5.0))["thumbnail"] == "two-c"  # a refused list left the last good one in place
     await monitor.disconnect()
+
+
+async def test_the_monitor_hears_of_a_frame_only_when_the_tile_would_change(charlie, alice, exam):
+    attempt = await db(sitting)(exam, alice)
+    monitor, _ = await monitor_of(charlie, exam.pk)
+    socket = await proctor(alice, attempt.pk)
+    assert (await monitor.receive_json_from(timeout=5))["connection"] == "connected"  # on connect
+    for _ in range(4):
+        await show(socket, "alice")  # the same focused face four times
+    first = await monitor.receive_json_from(timeout=5)
+    assert first["attention"]["label"] == "Focused" and first["thumbnail"]
+    assert await monitor.receive_nothing(timeout=0.3)  # the three frames after it changed nothing on the tile
+    await show(socket, "phone")
+    changed = await monitor.receive_json_from(timeout=5)
+    assert "PHONE_DETECTED" in changed["conditions"] and changed["alerts"][0]["event"] == "PHONE_DETECTED"
+    for s in (socket, monitor):
+        await s.disconnect()
+
+
+def test_what_counts_as_a_change_on_the_tile():
+    from proctoring.consumers import ATTENTION_STEP, MonitorChanges
+
+    told = MonitorChanges()
+    focused = {"label": "Focused", "conditions": ()}
+    assert told.worth_sending(score=90, **focused)  # the first frame
+    assert not told.worth_sending(score=90 - ATTENTION_STEP + 1, **focused)  # a wobble of the score
+    assert told.worth_sending(score=90 - ATTENTION_STEP, **focused)  # a real move, measured from what was sent
+    assert not told.worth_sending(score=88, **focused)
+    assert told.worth_sending(score=88, label="Focused", conditions=("LOOKING_AWAY",))  # a condition
+    assert told.worth_sending(score=88, label="Distracted", conditions=("LOOKING_AWAY",))  # a label
+    assert told.worth_sending(score=None, label=None, conditions=("LOOKING_AWAY",))  # no attention any more
+    for always in ({"alerts": True}, {"open_flags": True}, {"thumbnail": True}):
+        assert told.worth_sending(score=None, label=None, conditions=("LOOKING_AWAY",), **always), always
