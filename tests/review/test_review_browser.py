@@ -155,6 +155,29 @@ def test_charlie_reviews_alices_flags_and_previews_new_sensitivity(
             assert not FlagWithdrawal.objects.exists()  # a preview changes nothing
             page.get_by_role("button", name="Apply these settings").click()
             expect(page.locator(".messages")).to_contain_text("New sensitivity applied")
+
+            # 6. Alice sees her confirmed flag, in the wording of the review ("in k of the last n checked frames"),
+            # and answers it in a labelled box, aligned with its label, at laptop widths too.
+            student = browser.new_page(viewport={"width": 1280, "height": 900})
+            student.on("pageerror", lambda error: errors.append(str(error)))
+            student.goto(f"{live_server.url}/accounts/login/")
+            student.fill("#id_username", "alice")
+            student.fill("#id_password", DEFAULT_PASSWORD)
+            student.keyboard.press("Enter")
+            student.wait_for_url(f"{live_server.url}/")
+            student.goto(f"{live_server.url}/my/attempts/{alice_attempt.pk}/flags/")
+            card = student.locator(f"#flag-{flags['phone_detected'].pk}")
+            expect(card).to_contain_text("checked frames")
+            box = card.get_by_label("Your response to this flag")
+            for width in (1280, 1024):
+                student.set_viewport_size({"width": width, "height": 900})
+                label, field = card.locator("label").bounding_box(), box.bounding_box()
+                assert abs(label["x"] - field["x"]) <= 1 and field["x"] + field["width"] <= width, (width, label, field)
+                student.screenshot(path=str(ARTIFACTS / f"student-flags-{width}.png"), full_page=True)
+            assert_accessible(student, "the student's confirmed flags")
+            box.fill("My phone was face down; I did not use it.")
+            card.get_by_role("button", name="Send response").click()
+            expect(student.locator(f"#flag-{flags['phone_detected'].pk} blockquote")).to_contain_text("face down")
         finally:
             browser.close()
 
