@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import evalset  # noqa: E402
+from proctoring.vision.base import CHOSEN_PRECISION  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
 FRAME_SOURCES = ("astronaut", "webcam_man", "grace_hopper", "zidane", "friends", "phone_on_couch", "cat")
@@ -150,6 +151,9 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
         "overhead_ratio": round(statistics.median(same_frame) / bare_sum, 3),
         "rss_mb": round(peak_rss_mb, 1),
         "load_average": [round(v, 2) for v in os.getloadavg()],
+        # OpenVINO's precision per model (INFERENCE_PRECISION; auto measures bf16 against f32 at load).
+        "inference_precision": os.environ.get("INFERENCE_PRECISION", "auto"),
+        "precision_chosen": dict(CHOSEN_PRECISION),
     }
     result["chosen_settings"] = chosen_settings(enrolled)
     result["targets"] = {

@@ -25,6 +25,8 @@ Images are always BGR uint8 HxWx3 numpy arrays (what ``frames.decode_frame`` ret
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -36,6 +38,19 @@ import numpy as np
 from .types import DetectedObject, Face, Pose
 
 Keypoints = tuple[tuple[float, float], ...]
+
+log = logging.getLogger(__name__)
+
+# OpenVINO runs a model in bf16 wherever the CPU has AVX-512 BF16, and that is not always the faster: on a 2-core
+# AMD EPYC the SSD phone detector took 19 ms in bf16 and 36 ms in f32; on a 2-core Intel Xeon with the same flag it
+# took 48 ms in bf16 and 32 ms in f32, and every model of the default pack was 1.5-1.8x slower in bf16 there (one
+# core each, measured on the day). INFERENCE_PRECISION=auto (the default) times both on each model as it loads and
+# keeps the faster, f32 unless bf16 is at least BF16_MARGIN faster, so a near tie never flips from one start to the
+# next; f32 or bf16 forces one.
+PRECISIONS = ("auto", "f32", "bf16")
+BF16_MARGIN = 0.10
+# What auto chose for each model file this process loaded, with the milliseconds it measured (bench/pipeline.py).
+CHOSEN_PRECISION: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -274,6 +289,9 @@ def openvino_compiled(
 
     from .packs import ModelPackError
 
+    precision = os.environ.get("INFERENCE_PRECISION", "auto")
+    if precision not in PRECISIONS:
+        raise ModelPackError(f"INFERENCE_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     try:
         core = ov.Core()
         model = core.read_model(str(path))
@@ -291,21 +309,55 @@ def openvino_compiled(
                 steps.convert_color(ColorFormat.RGB)
             steps.mean(pixels.mean).scale(pixels.scale)
             model = ppp.build()
-        return core.compile_model(
-            model,
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": max(1, threads),
-                "NUM_STREAMS": 1,
-                "PERFORMANCE_HINT": "LATENCY",
-                # OpenVINO pins its inference thread to a core by default, and every process picks the same first
-                # core: two worker processes on 2 cores ran on one core, each at half speed (14.4 ms a frame alone,
-                # 28.9 ms each side by side; 14.4 ms each without pinning). Let the OS place the workers (issue 8).
-                "ENABLE_CPU_PINNING": False,
-                # Flush denormal floats to zero. The ArcFace embedder's activations go denormal: 14 ms per face
-                # without this, 3.6 ms with it, and the same embedding to within rounding (measured on one core).
-                "CPU_DENORMALS_OPTIMIZATION": True,
-            },
-        )
+        config = {
+            "INFERENCE_NUM_THREADS": max(1, threads),
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            # OpenVINO pins its inference thread to a core by default, and every process picks the same first
+            # core: two worker processes on 2 cores ran on one core, each at half speed (14.4 ms a frame alone,
+            # 28.9 ms each side by side; 14.4 ms each without pinning). Let the OS place the workers (issue 8).
+            "ENABLE_CPU_PINNING": False,
+            # Flush denormal floats to zero. The ArcFace embedder's activations go denormal: 14 ms per face
+            # without this, 3.6 ms with it, and the same embedding to within rounding (measured on one core).
+            "CPU_DENORMALS_OPTIMIZATION": True,
+        }
+        if precision != "auto":
+            return core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": precision})
+        native = core.compile_model(model, "CPU", config)
+        if native.get_property("INFERENCE_PRECISION_HINT") != ov.Type.bf16:
+            return native  # no bf16 on this CPU: nothing to choose
+        f32 = core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+        times = {"bf16": _median_infer_ms(native), "f32": _median_infer_ms(f32)}
+        chosen = choose_precision(times)
+        CHOSEN_PRECISION[Path(path).name] = {"precision": chosen, "ms": times}
+        log.info("openvino: %s in %s (bf16 %.1f ms, f32 %.1f ms)", Path(path).name, chosen, times["bf16"], times["f32"])
+        return native if chosen == "bf16" else f32
     except Exception as exc:
         raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
+
+
+def choose_precision(ms: dict[str, float]) -> str:
+    """f32, unless bf16 measured at least BF16_MARGIN faster."""
+    return "bf16" if ms["bf16"] < ms["f32"] * (1 - BF16_MARGIN) else "f32"
+
+
+def _median_infer_ms(compiled: Any, runs: int = 5) -> float:
+    """Median milliseconds of one inference on a fixed random input, after two warm-up runs."""
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for port in compiled.inputs:
+        shape = [max(1, d.get_length()) if d.is_static else 1 for d in port.get_partial_shape()]
+        dtype = port.get_element_type().to_dtype()
+        if np.issubdtype(dtype, np.floating):
+            inputs[port] = rng.random(shape, dtype=np.float32).astype(dtype)
+        else:
+            inputs[port] = rng.integers(0, 255, shape).astype(dtype)
+    request = compiled.create_infer_request()
+    for _ in range(2):
+        request.infer(inputs)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        request.infer(inputs)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times))

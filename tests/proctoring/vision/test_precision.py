@@ -1,0 +1,58 @@
+"""OpenVINO's inference precision (INFERENCE_PRECISION): auto times bf16 against f32 on each model as it loads and
+keeps the faster, f32 on a near tie; f32 or bf16 force one; anything else is a clear error. On the real default
+pack's Face Mesh model."""
+
+from __future__ import annotations
+
+import pytest
+
+from proctoring.vision.base import BF16_MARGIN, CHOSEN_PRECISION, choose_precision, openvino_compiled
+from proctoring.vision.packs import ModelPackError
+
+
+@pytest.fixture
+def landmark_model(analyzer):
+    """The installed Face Mesh model file (the analyzer fixture proves the pack is installed)."""
+    return analyzer.pose_estimator.files["model"]
+
+
+def hint(compiled) -> str:
+    return str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def cpu_has_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def test_f32_forced(landmark_model, monkeypatch):
+    monkeypatch.setenv("INFERENCE_PRECISION", "f32")
+    assert "float32" in hint(openvino_compiled(landmark_model, threads=1))
+
+
+def test_a_wrong_value_says_what_is_allowed(landmark_model, monkeypatch):
+    monkeypatch.setenv("INFERENCE_PRECISION", "fp8")
+    with pytest.raises(ModelPackError, match="INFERENCE_PRECISION must be one of auto, f32, bf16, not 'fp8'"):
+        openvino_compiled(landmark_model, threads=1)
+
+
+def test_auto_keeps_what_it_measured_faster(landmark_model, monkeypatch):
+    monkeypatch.setenv("INFERENCE_PRECISION", "auto")
+    CHOSEN_PRECISION.pop(landmark_model.name, None)
+    compiled = openvino_compiled(landmark_model, threads=1)
+    if not cpu_has_bf16():
+        assert "float32" in hint(compiled) and landmark_model.name not in CHOSEN_PRECISION
+        return
+    chosen = CHOSEN_PRECISION[landmark_model.name]
+    assert chosen["ms"]["bf16"] > 0 and chosen["ms"]["f32"] > 0
+    assert chosen["precision"] == choose_precision(chosen["ms"])
+    assert ("bfloat16" if chosen["precision"] == "bf16" else "float32") in hint(compiled)
+
+
+def test_bf16_must_win_by_the_margin():
+    assert choose_precision({"bf16": 19.0, "f32": 36.0}) == "bf16"  # the EPYC's SSD
+    assert choose_precision({"bf16": 48.0, "f32": 32.0}) == "f32"  # the Xeon's SSD
+    near = 10.0 * (1 - BF16_MARGIN)
+    assert choose_precision({"bf16": near + 0.01, "f32": 10.0}) == "f32"  # a near tie stays f32
+    assert choose_precision({"bf16": near - 0.01, "f32": 10.0}) == "bf16"
