@@ -97,6 +97,7 @@ class _Entry:
     job: FrameJob = dataclasses.field(compare=False)
     waiter: asyncio.Future = dataclasses.field(compare=False)
     dispatched: int | None = dataclasses.field(default=None, compare=False)
+    dispatched_at: float | None = dataclasses.field(default=None, compare=False)
     dropped: bool = dataclasses.field(default=False, compare=False)
     arrived: float = dataclasses.field(default_factory=time.monotonic, compare=False)
     protected: bool = dataclasses.field(default=False, compare=False)
@@ -293,6 +294,7 @@ class LocalPool(InferencePool):
                 with spawning():
                     future = executor.submit(analyze_job, job)
             entry.dispatched = next(self._dispatch_order)
+            entry.dispatched_at = time.monotonic()
             self._dispatched[entry.job.job_id] = entry
             self._running += 1
             future.add_done_callback(lambda f, e=entry, x=executor: self._from_thread(loop, e, f, x))
@@ -354,15 +356,24 @@ class LocalPool(InferencePool):
         """A frame got no answer in time. Replace the workers only when one is truly hung: a frame that merely
         waited (here, or behind another frame in a busy worker) says nothing about the workers' health.
 
-        Hung means: nothing at all has come back for the whole timeout while frames were out, or frames handed
-        over after this one have come back while this one has not.
+        Hung means: nothing at all has come back for the whole timeout while frames were out, or this frame has been
+        with the workers (not waiting here) for the whole timeout while frames handed over after it came back. A
+        frame that waited here for most of its timeout and was then overtaken by one on the other worker is not
+        hung: at 300 students on a slow box that rule, without the time with the workers, replaced healthy workers
+        four times in two minutes, and every frame in flight became an ERROR (capacity.json,
+        session17_intel_precision).
         """
         executor = self._executor
         if executor is None or not self._ready.is_set() or self._running == 0:
             return
-        silent = time.monotonic() - self._last_finish >= self.timeout_s
+        now = time.monotonic()
+        silent = now - self._last_finish >= self.timeout_s
         entry = self._dispatched.get(job.job_id)
-        overtaken = entry is not None and self._finished_up_to > (entry.dispatched or 0)
+        overtaken = (
+            entry is not None
+            and self._finished_up_to > (entry.dispatched or 0)
+            and now - (entry.dispatched_at or now) >= self.timeout_s
+        )
         if silent or overtaken:
             self._replace(executor, kill=True)
 

@@ -411,6 +411,25 @@ async def test_a_frame_that_times_out_waiting_never_kills_a_healthy_worker():
         pool.close()
 
 
+def test_a_frame_overtaken_after_waiting_here_is_not_a_hung_worker():
+    """The hung-worker rule on the pool's own bookkeeping: a frame overtaken by one handed over after it is hung only
+    when it has itself been with the workers for the whole timeout, not when it spent that time waiting here."""
+    pool = LocalPool(workers=2, analyzer_path=SCRIPTED, timeout_s=5.0)
+    replaced = []
+    pool._replace = lambda executor, *, kill: replaced.append(kill)  # the rule, not the processes
+    pool._executor = object()
+    pool._ready.set()
+    now = time.monotonic()
+    late = _Entry(priority=0.0, order=1, job=job("alice"), waiter=None, dispatched=7, dispatched_at=now - 0.2)
+    pool._dispatched[late.job.job_id] = late
+    pool._running, pool._finished_up_to, pool._last_finish = 2, 9, now  # frames 8 and 9 came back just now
+    pool._on_timeout(late.job)  # 4.8 s waiting here, 0.2 s with a worker: healthy
+    assert replaced == []
+    late.dispatched_at = now - 5.0  # the whole timeout with a worker while later frames came back: hung
+    pool._on_timeout(late.job)
+    assert replaced == [True]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_truly_hung_worker_is_still_replaced():
