@@ -25,6 +25,7 @@ Images are always BGR uint8 HxWx3 numpy arrays (what ``frames.decode_frame`` ret
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -44,9 +45,9 @@ log = logging.getLogger(__name__)
 # OpenVINO runs a model in bf16 wherever the CPU has AVX-512 BF16, and that is not always the faster: on a 2-core
 # AMD EPYC the SSD phone detector took 19 ms in bf16 and 36 ms in f32; on a 2-core Intel Xeon with the same flag it
 # took 48 ms in bf16 and 32 ms in f32, and every model of the default pack was 1.5-1.8x slower in bf16 there (one
-# core each, measured on the day). INFERENCE_PRECISION=auto (the default) times both on each model as it loads and
-# keeps the faster, f32 unless bf16 is at least BF16_MARGIN faster, so a near tie never flips from one start to the
-# next; f32 or bf16 forces one.
+# core each, measured on the day). INFERENCE_PRECISION=auto (the default) times both on each model the first time it
+# loads on a machine, keeps the faster (f32 unless bf16 is at least BF16_MARGIN faster, so a near tie never flips)
+# and remembers the choice beside the model (PRECISION_FILE); f32 or bf16 forces one.
 PRECISIONS = ("auto", "f32", "bf16")
 BF16_MARGIN = 0.10
 # What auto chose for each model file this process loaded, with the milliseconds it measured (bench/pipeline.py).
@@ -323,6 +324,10 @@ def openvino_compiled(
         }
         if precision != "auto":
             return core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": precision})
+        known = _remembered_precision(Path(path), core, threads)
+        if known is not None:
+            CHOSEN_PRECISION[Path(path).name] = {**known, "remembered": True}
+            return core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": known["precision"]})
         native = core.compile_model(model, "CPU", config)
         if native.get_property("INFERENCE_PRECISION_HINT") != ov.Type.bf16:
             return native  # no bf16 on this CPU: nothing to choose
@@ -330,10 +335,48 @@ def openvino_compiled(
         times = {"bf16": _median_infer_ms(native), "f32": _median_infer_ms(f32)}
         chosen = choose_precision(times)
         CHOSEN_PRECISION[Path(path).name] = {"precision": chosen, "ms": times}
+        _remember_precision(Path(path), core, threads, {"precision": chosen, "ms": times})
         log.info("openvino: %s in %s (bf16 %.1f ms, f32 %.1f ms)", Path(path).name, chosen, times["bf16"], times["f32"])
         return native if chosen == "bf16" else f32
     except Exception as exc:
         raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
+
+
+# What auto measured, kept beside the model files per CPU, OpenVINO version and thread count: the next worker to
+# load the model compiles it once, in the precision measured faster (measuring compiles both, and a worker that did
+# kept about 65 MB more: OpenVINO holds on to the losing precision's kernels).
+PRECISION_FILE = "precision.json"
+
+
+def _precision_key(core: Any, threads: int) -> str:
+    import openvino as ov
+
+    return f"{core.get_property('CPU', 'FULL_DEVICE_NAME')}|openvino {ov.get_version()}|threads {threads}"
+
+
+def _remembered_precision(path: Path, core: Any, threads: int) -> dict[str, Any] | None:
+    try:
+        known = json.loads((path.parent / PRECISION_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    entry = known.get(_precision_key(core, threads), {}).get(path.name)
+    return entry if isinstance(entry, dict) and entry.get("precision") in ("f32", "bf16") else None
+
+
+def _remember_precision(path: Path, core: Any, threads: int, entry: dict[str, Any]) -> None:
+    """Merge `entry` into the pack's precision file (atomic replace; a lost race only means measuring again)."""
+    target = path.parent / PRECISION_FILE
+    try:
+        known = json.loads(target.read_text()) if target.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    known.setdefault(_precision_key(core, threads), {})[path.name] = entry
+    try:
+        temporary = target.with_name(f".{PRECISION_FILE}.{os.getpid()}")
+        temporary.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, target)
+    except OSError:
+        log.warning("openvino: could not remember the precision of %s in %s", path.name, target, exc_info=True)
 
 
 def choose_precision(ms: dict[str, float]) -> str:

@@ -4,9 +4,12 @@ pack's Face Mesh model."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
-from proctoring.vision.base import BF16_MARGIN, CHOSEN_PRECISION, choose_precision, openvino_compiled
+from proctoring.vision.base import BF16_MARGIN, CHOSEN_PRECISION, PRECISION_FILE, choose_precision, openvino_compiled
 from proctoring.vision.packs import ModelPackError
 
 
@@ -37,17 +40,29 @@ def test_a_wrong_value_says_what_is_allowed(landmark_model, monkeypatch):
         openvino_compiled(landmark_model, threads=1)
 
 
-def test_auto_keeps_what_it_measured_faster(landmark_model, monkeypatch):
+def test_auto_keeps_what_it_measured_faster_and_remembers_it(landmark_model, monkeypatch, tmp_path):
     monkeypatch.setenv("INFERENCE_PRECISION", "auto")
-    CHOSEN_PRECISION.pop(landmark_model.name, None)
-    compiled = openvino_compiled(landmark_model, threads=1)
+    model = tmp_path / landmark_model.name  # a pack folder of its own: the choice is written beside the model
+    shutil.copyfile(landmark_model, model)
+    CHOSEN_PRECISION.pop(model.name, None)
+    compiled = openvino_compiled(model, threads=1)
     if not cpu_has_bf16():
-        assert "float32" in hint(compiled) and landmark_model.name not in CHOSEN_PRECISION
+        assert "float32" in hint(compiled) and model.name not in CHOSEN_PRECISION
         return
-    chosen = CHOSEN_PRECISION[landmark_model.name]
+    chosen = CHOSEN_PRECISION[model.name]
     assert chosen["ms"]["bf16"] > 0 and chosen["ms"]["f32"] > 0
     assert chosen["precision"] == choose_precision(chosen["ms"])
     assert ("bfloat16" if chosen["precision"] == "bf16" else "float32") in hint(compiled)
+    # The next load on this machine compiles once, in the precision measured, without measuring again.
+    remembered = json.loads((tmp_path / PRECISION_FILE).read_text())
+    (entry,) = remembered.values()
+    assert entry[model.name]["precision"] == chosen["precision"]
+    again = openvino_compiled(model, threads=1)
+    assert CHOSEN_PRECISION[model.name]["remembered"] is True
+    assert hint(again) == hint(compiled)
+    # Another thread count is another measurement (a key of its own).
+    openvino_compiled(model, threads=2)
+    assert len(json.loads((tmp_path / PRECISION_FILE).read_text())) == 2
 
 
 def test_bf16_must_win_by_the_margin():
