@@ -68,6 +68,17 @@ class ExamForm(forms.Form):
         initial=[key for key, _ in PROCTORING_CHECKS],
     )
     sensitivity = forms.ChoiceField(choices=SENSITIVITIES, initial="medium", widget=forms.RadioSelect)
+    identity_assurance = forms.ChoiceField(
+        label="Identity check before the exam starts",
+        choices=Exam.IdentityAssurance.choices,
+        required=False,
+        initial=Exam.IdentityAssurance.NONE,
+        widget=forms.RadioSelect,
+        help_text=(
+            "Compares the student's webcam enrolment with the reference photo an admin or instructor added. "
+            "A mismatch is never final: a person reviews it in the identity queue."
+        ),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,6 +117,7 @@ class ExamForm(forms.Form):
             "frame_interval_seconds": max(1, round(current.frame_interval_ms / 1000)),
             "checks": [key for key, _ in PROCTORING_CHECKS if key in current.checks],
             "sensitivity": preset,
+            "identity_assurance": exam.identity_assurance,
         }
 
     def service_kwargs(self) -> dict[str, Any]:
@@ -128,6 +140,8 @@ class ExamForm(forms.Form):
             "max_attempts": data["max_attempts"],
             "proctoring_enabled": data["proctoring_enabled"],
             "proctoring_settings": settings,
+            # Left out (a form from before the setting): keep what the exam has.
+            "identity_assurance": data.get("identity_assurance") or None,
         }
 
 

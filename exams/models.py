@@ -20,6 +20,17 @@ class Exam(models.Model):
     # which fills defaults for absent keys, so exams keep working as new checks are added.
     proctoring_enabled = models.BooleanField(default=True)
     proctoring_settings = models.JSONField(default=dict, blank=True)
+
+    class IdentityAssurance(models.TextChoices):
+        """What must be known of a student's face enrolment before a proctored exam starts (issue 11)."""
+
+        NONE = "none", "None: the student's own enrolment is enough"
+        MATCHED = "matched", "The enrolment matches the reference photo, or a person approved it"
+        APPROVED = "approved", "A person approved the enrolment"
+
+    identity_assurance = models.CharField(
+        max_length=16, choices=IdentityAssurance.choices, default=IdentityAssurance.NONE
+    )
     # The zone its times were entered in (the instructor's): students see their own local time beside it.
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)

@@ -345,6 +345,14 @@ def _check_exam_fields(
         raise InvalidExam("Allow at least one attempt.")
 
 
+def _identity_assurance(value: str) -> str:
+    if value not in Exam.IdentityAssurance.values:
+        raise InvalidExam(
+            f"Unknown identity assurance {value!r}: use one of {', '.join(Exam.IdentityAssurance.values)}."
+        )
+    return value
+
+
 def exam_create(
     *,
     owner: User,
@@ -356,6 +364,7 @@ def exam_create(
     max_attempts: int = 1,
     proctoring_enabled: bool = True,
     proctoring_settings: dict[str, Any] | None = None,
+    identity_assurance: str | None = None,
     time_zone: str | None = None,
 ) -> Exam:
     """Create an exam. `time_zone` is the zone its times were entered in (default: the active one, the
@@ -379,6 +388,7 @@ def exam_create(
         max_attempts=max_attempts,
         proctoring_enabled=proctoring_enabled,
         proctoring_settings=dict(proctoring_settings or {}),
+        identity_assurance=_identity_assurance(identity_assurance or Exam.IdentityAssurance.NONE),
         time_zone=time_zone or timezone.get_current_timezone_name(),
         published=False,
     )
@@ -395,6 +405,7 @@ def exam_update(
     max_attempts: int = 1,
     proctoring_enabled: bool = True,
     proctoring_settings: dict[str, Any] | None = None,
+    identity_assurance: str | None = None,
     time_zone: str | None = None,
 ) -> Exam:
     """Update an exam. Proctoring settings are merged over the stored ones, so keys this form doesn't know (set by
@@ -414,6 +425,8 @@ def exam_update(
     exam.max_attempts = max_attempts
     exam.proctoring_enabled = proctoring_enabled
     exam.proctoring_settings = {**(exam.proctoring_settings or {}), **(proctoring_settings or {})}
+    if identity_assurance is not None:
+        exam.identity_assurance = _identity_assurance(identity_assurance)
     exam.time_zone = time_zone or timezone.get_current_timezone_name()
     exam.save()
     return exam

@@ -82,7 +82,7 @@ def _setup_status(*, exam: Exam, student):
         return None
     from proctoring.selectors import proctoring_setup_status
 
-    return proctoring_setup_status(user=student)
+    return proctoring_setup_status(user=student, exam=exam)
 
 
 @login_required
@@ -111,6 +111,10 @@ SETUP_MESSAGES = {
         "This exam is proctored. Before you start, please enrol your face: it takes about a minute. "
         "Your exam time has not started."
     ),
+    "identity": (
+        "This exam checks who enrolled before it starts, and that check is not complete yet. "
+        "Your exam time has not started."
+    ),
 }
 SETUP_PAGES = {"consent": "proctoring:consent", "enrolment": "proctoring:enrol"}
 
@@ -119,6 +123,8 @@ def _setup_redirect(request: HttpRequest, *, exam: Exam, missing: str) -> HttpRe
     """Send the student through the set-up steps they still need, one after the other without a detour: consent,
     then enrolment, then the system check, whose last step is Start. The exam time starts only there."""
     messages.info(request, SETUP_MESSAGES[missing])
+    if missing == "identity":
+        return redirect("proctoring:identity_exam", exam_id=exam.id)
     after = (
         reverse("proctoring:check_exam", args=[exam.id])
         if exam.proctoring_enabled

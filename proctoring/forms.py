@@ -26,3 +26,29 @@ class ConsentForm(forms.Form):
         if cleaned.get("decision") == self.ACCEPT and not cleaned.get("understood"):
             self.add_error("understood", "Please tick the box to confirm you have read the notice.")
         return cleaned
+
+
+class ReferencePhotoUploadForm(forms.Form):
+    """The admin's upload of reference photos: one student's photo, or a zip of photos named by username."""
+
+    label_suffix = ""
+
+    student = forms.CharField(
+        label="Student's username",
+        required=False,
+        help_text="For one photo. Leave empty to upload a zip of photos named by username (alice.jpg, bob.png).",
+    )
+    file = forms.FileField(
+        label="Photo or zip",
+        help_text="JPEG, PNG or WebP, one face, facing the camera; or a zip of such photos. At most 200 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".jpg,.jpeg,.png,.webp,.zip"}),
+    )
+    dry_run = forms.BooleanField(label="Check only: report problems without attaching anything", required=False)
+
+    MAX_BYTES = 200 * 1024 * 1024
+
+    def clean_file(self):  # type: ignore[no-untyped-def]
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 200 MB.")
+        return upload

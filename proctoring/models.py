@@ -26,8 +26,79 @@ class FaceTemplate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Verification(models.TextChoices):
+        """Who the enrolment is known to be (issue 11). Only a person's approval or rejection is a decision; a
+        mismatch waits for one."""
+
+        UNVERIFIED = "unverified", "Not verified"
+        MATCHED = "matched", "Matches the reference photo"
+        MISMATCH = "mismatch", "Does not match the reference photo"
+        APPROVED = "approved", "Approved by a person"
+        REJECTED = "rejected", "Rejected by a person"
+
+    # One enrolment photo, kept (in private storage) so that a person can compare it with the reference photo; it
+    # goes with the template (re-enrolment replaces it, deleting the template deletes it).
+    photo_path = models.CharField(max_length=255, blank=True)
+    verification = models.CharField(max_length=16, choices=Verification.choices, default=Verification.UNVERIFIED)
+    # The cosine similarity to the reference photo and the threshold it was judged by, when one was compared.
+    similarity = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verification_note = models.TextField(blank=True)
+
     def __str__(self) -> str:
         return f"Face template of {self.user} ({self.pack}/{self.model_id})"
+
+
+class ReferencePhoto(models.Model):
+    """A photo of a student from someone the institution trusts (an admin or an instructor: the card photo, the
+    admissions photo), against which the student's own webcam enrolment is checked. One per student; a new one
+    replaces it. The file lives in private storage, like evidence."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Added in the admin"
+        IMPORT = "import", "Imported in bulk"
+        COMMAND = "command", "Added by a command"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reference_photo")
+    path = models.CharField(max_length=255, unique=True)
+    pack = models.CharField(max_length=64)
+    model_id = models.CharField(max_length=128)
+    embedding = models.BinaryField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Reference photo of {self.user}"
+
+
+class EnrolmentDecision(models.Model):
+    """Audit log of identity verification: every approval and rejection of an enrolment by a person, with the
+    similarity the person saw. Rows are only ever added; the student reference survives a deleted template."""
+
+    class Action(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_decisions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_status = models.CharField(max_length=16)
+    similarity = models.FloatField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} the enrolment of {self.student}"
 
 
 class ProctoringSession(models.Model):

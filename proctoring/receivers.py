@@ -1,4 +1,5 @@
-"""Proctoring's answers to what exams says happened (exams.signals), connected in ProctoringConfig.ready()."""
+"""Proctoring's answers to what exams says happened (exams.signals), and the clean-up of private photos when their
+rows go; connected in ProctoringConfig.ready()."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from exams.models import Attempt
 from proctoring.consumers import monitor_group, monitor_status
@@ -31,3 +33,13 @@ def attempt_started_to_monitor(sender: Any, *, attempt: Attempt, **kwargs: Any) 
         async_to_sync(layer.group_send)(monitor_group(attempt.exam_id), status)
     except Exception:  # noqa: BLE001 - the live monitor is best effort; starting the exam comes first
         log.warning("proctoring: could not tell the monitor that attempt %s started", attempt.pk, exc_info=True)
+
+
+def private_photo_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """An enrolment (FaceTemplate) or a reference photo row is gone (a deleted account, an admin's delete): its
+    private file goes too, once the deletion is committed."""
+    from proctoring.services.evidence import private_delete
+
+    relative = getattr(instance, "photo_path", None) or getattr(instance, "path", "")
+    if relative:
+        transaction.on_commit(lambda: private_delete(relative))

@@ -129,27 +129,35 @@ def session_active_for_attempt(*, attempt_id: int) -> ProctoringSession | None:
 
 @dataclass(frozen=True)
 class SetupStatus:
-    """The set-up a proctored exam needs before it starts: consent to the current notice, and a face enrolment made
-    by the embedding model the server uses now. The system check runs per attempt, so it is not part of the gate."""
+    """The set-up a proctored exam needs before it starts: consent to the current notice, a face enrolment made by
+    the embedding model the server uses now, and, where the exam asks for it, an enrolment whose identity is known
+    well enough (issue 11). The system check runs per attempt, so it is not part of the gate."""
 
     consent: bool
     enrolment: bool
+    identity: bool = True
+    # What the exam requires and what is known of the enrolment, for the page that explains a shortfall.
+    identity_required: str = "none"
+    verification: str | None = None
 
     @property
     def missing(self) -> str | None:
-        """The first step still to do ("consent" before "enrolment": enrolment needs consent), or None."""
+        """The first step still to do (consent, then enrolment, then identity), or None."""
         if not self.consent:
             return "consent"
         if not self.enrolment:
             return "enrolment"
+        if not self.identity:
+            return "identity"
         return None
 
 
-def proctoring_setup_status(*, user: Any) -> SetupStatus:
+def proctoring_setup_status(*, user: Any, exam: Any = None) -> SetupStatus:
     # Imported here: the consent and enrolment services are cheap, but the enrolment one reads the model pack's
     # manifest, which only this call needs.
     from proctoring.services.consent import consent_given
     from proctoring.services.enrolment import enrolment_is_current
+    from proctoring.services.identity import identity_satisfies
     from proctoring.vision.packs import ModelPackError
 
     consent = consent_given(user=user)
@@ -160,7 +168,16 @@ def proctoring_setup_status(*, user: Any) -> SetupStatus:
         # report the failure (the same choice as the enrolment page makes).
         logger.exception("Cannot tell which embedding model is current")
         enrolment = FaceTemplate.objects.filter(user=user).exists()
-    return SetupStatus(consent=consent, enrolment=enrolment)
+    template = FaceTemplate.objects.filter(user=user).only("verification").first()
+    required = exam.identity_assurance if exam is not None else "none"
+    identity = exam is None or identity_satisfies(exam=exam, template=template)
+    return SetupStatus(
+        consent=consent,
+        enrolment=enrolment,
+        identity=identity,
+        identity_required=required,
+        verification=template.verification if template else None,
+    )
 
 
 def monitor_flag(flag: Flag) -> dict[str, Any]:

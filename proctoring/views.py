@@ -7,7 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from proctoring.selectors import snapshot_for_viewer
-from proctoring.services.evidence import evidence_view_record, snapshot_read
+from proctoring.services.evidence import evidence_view_record, identity_view_record, private_path, snapshot_read
+from proctoring.services.identity import IdentityError, identity_photo_for_viewer
 
 
 @login_required
@@ -19,9 +20,26 @@ def snapshot_view(request: HttpRequest, snapshot_id: int) -> HttpResponse:
     except FileNotFoundError:
         raise Http404("The snapshot file is gone (retention purge)") from None
     evidence_view_record(viewer=request.user, snapshot=snapshot)
+    return _private_jpeg(data, f"snapshot-{snapshot.pk}.jpg")
+
+
+@login_required
+@require_GET
+def identity_photo(request: HttpRequest, student_id: int, kind: str) -> HttpResponse:
+    """A student's enrolment or reference photo, to someone who may verify them (issue 11); audited like evidence."""
+    try:
+        relative = identity_photo_for_viewer(actor=request.user, student_id=student_id, kind=kind)
+        data = private_path(relative).read_bytes()
+    except (IdentityError, FileNotFoundError):
+        raise Http404("No such photo among your students") from None
+    identity_view_record(viewer=request.user, student_id=student_id, kind=kind)
+    return _private_jpeg(data, f"{kind}-{student_id}.jpg")
+
+
+def _private_jpeg(data: bytes, filename: str) -> HttpResponse:
     response = HttpResponse(data, content_type="image/jpeg")
     # Evidence must never sit in a shared cache or the browser's disk cache.
     response["Cache-Control"] = "private, no-store, max-age=0"
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Disposition"] = f'inline; filename="snapshot-{snapshot.pk}.jpg"'
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
     return response

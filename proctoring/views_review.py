@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from exams.models import Attempt, Exam
 from proctoring import rules, timeline
-from proctoring.models import BrowserSignal, Flag, StreamEvent
+from proctoring.models import BrowserSignal, FaceTemplate, Flag, StreamEvent
 from proctoring.selectors_review import (
     KIND_LABELS,
     PRIORITY_WEIGHTS,
@@ -42,6 +42,7 @@ from proctoring.selectors_review import (
     exams_reviewable_by,
     student_confirmed_flags,
 )
+from proctoring.services.identity import QUEUE_ORDER, enrolment_decide, identity_queue
 from proctoring.services.rescoring import rescore_apply, rescore_preview, rescore_settings
 from proctoring.services.review import ReviewError, flag_response_create, flag_review
 
@@ -430,3 +431,47 @@ def student_flags(request: HttpRequest, attempt_id: int) -> HttpResponse:
     flags = student_confirmed_flags(student=request.user, attempt=attempt)
     rows = [(flag, response, errors.get(flag.pk)) for flag, response in flags]
     return render(request, "review/student_flags.html", {"attempt": attempt, "rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def identity_review(request: HttpRequest) -> HttpResponse:
+    """Who enrolled (issue 11): each enrolment photo beside the reference photo, with the similarity, for one-click
+    approve or reject with a note. Instructors see the students of their exams; admins, everyone."""
+    if not (request.user.is_instructor or request.user.is_platform_admin):
+        raise Http404("Identity review is for instructors")
+    status = request.GET.get("status") or None
+    if status not in (None, *QUEUE_ORDER):
+        status = None
+    if request.method == "POST":
+        try:
+            template = enrolment_decide(
+                student_id=int(request.POST.get("student", "0") or 0),
+                actor=request.user,
+                action=request.POST.get("action", ""),
+                note=request.POST.get("note", ""),
+            )
+        except (ReviewError, ValueError) as exc:
+            if getattr(exc, "code", "") == "not_found" or not isinstance(exc, ReviewError):
+                raise Http404("No such enrolment among your students") from None
+            messages.error(request, exc.message)
+        else:
+            name = template.user.get_full_name() or template.user.username
+            messages.success(request, f"The enrolment of {name} is now {template.get_verification_display().lower()}.")
+            anchor = f"#enrolment-{template.user_id}"
+            return redirect(
+                reverse("proctoring:identity_review") + (f"?{urlencode({'status': status})}" if status else "") + anchor
+            )
+    rows = identity_queue(actor=request.user, status=status)
+    counts = {value: 0 for value in QUEUE_ORDER}
+    for template in identity_queue(actor=request.user) if status else rows:
+        counts[template.verification] += 1
+    return render(
+        request,
+        "review/identity.html",
+        {
+            "rows": rows,
+            "status": status,
+            "filters": [(value, label, counts[value]) for value, label in FaceTemplate.Verification.choices],
+        },
+    )

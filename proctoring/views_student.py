@@ -309,3 +309,55 @@ def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
         "proctoring/check.html",
         {"attempt": attempt, "exam": attempt.exam, "exam_url": exam_url, "ws_path": CHECK_SOCKET},
     )
+
+
+IDENTITY_EXPLAINED = {
+    # (what the exam requires, what is known of the enrolment) -> what the student reads; the first match wins.
+    ("matched", "unverified"): (
+        "This exam checks your face enrolment against a reference photo of you, such as your student card photo, "
+        "and there is no reference photo on file for you yet. Please tell your instructor: they can add one, or "
+        "look at your enrolment and approve it themselves."
+    ),
+    ("matched", "mismatch"): (
+        "Your enrolment and the reference photo on file did not match closely enough for the automatic check. This "
+        "is not a decision about you: a person will compare the photos, and you can start as soon as they approve. "
+        "If the light was poor or your appearance has changed, enrolling again in good light may also help."
+    ),
+    ("approved", None): (
+        "This exam asks for a person to confirm your face enrolment before it starts, and they have not done so "
+        "yet. You do not need to do anything else: you can start as soon as they approve."
+    ),
+    (None, "rejected"): (
+        "A person compared your enrolment with the reference photo and could not confirm it is you. Please enrol "
+        "again in good light, facing the camera, or talk to your instructor."
+    ),
+}
+
+
+def identity_explained(*, required: str, verification: str | None) -> str:
+    for (need, state), text in IDENTITY_EXPLAINED.items():
+        if need in (None, required) and state in (None, verification):
+            return text
+    return "Your enrolment has not been confirmed yet. Please talk to your instructor."
+
+
+@login_required
+def identity_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
+    """What the exam's identity check still needs from this student, calmly, before the clock starts."""
+    from proctoring.selectors import proctoring_setup_status
+
+    exam = get_object_or_404(Exam, pk=exam_id, published=True, enrollments__student=request.user)
+    setup = proctoring_setup_status(user=request.user, exam=exam)
+    if setup.missing in ("consent", "enrolment"):
+        return redirect("exam_detail", exam_id=exam.pk)
+    template = FaceTemplate.objects.filter(user=request.user).only("verification_note", "verification").first()
+    return render(
+        request,
+        "proctoring/identity.html",
+        {
+            "exam": exam,
+            "setup": setup,
+            "explained": identity_explained(required=setup.identity_required, verification=setup.verification),
+            "note": template.verification_note if template and setup.verification == "rejected" else "",
+        },
+    )

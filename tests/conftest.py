@@ -27,6 +27,13 @@ def service_missing(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _private_storage(settings, tmp_path):
+    """Private files (evidence, enrolment and reference photos) of each test go to its own folder, never to the
+    developer's DATA_DIR."""
+    settings.PRIVATE_STORAGE_DIR = tmp_path / "private"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache, so rate-limit windows never leak from one test into the next."""
     from django.core.cache import cache

@@ -13,7 +13,7 @@ from django.db import transaction
 from proctoring.models import ConsentRecord
 
 # Bump whenever the text in templates/proctoring/consent.html changes in substance.
-CONSENT_NOTICE_VERSION = "2026-11"
+CONSENT_NOTICE_VERSION = "2026-11b"  # 2026-11b: one enrolment photo kept, reference photos (issue 11)
 
 
 def consent_retention_days() -> int:

@@ -19,8 +19,10 @@ import numpy as np
 from django.db import transaction
 
 from proctoring.models import FaceTemplate
+from proctoring.services.evidence import private_delete, private_write
+from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
 from proctoring.vision.base import l2_normalise
-from proctoring.vision.frames import fit_within
+from proctoring.vision.frames import encode_jpeg, fit_within
 from proctoring.vision.types import Box, Pose
 
 # Quality limits. Face size: below ~80 px across, the 112x112 embedding crop is upsampled and loses identity
@@ -168,7 +170,13 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
         roll=statistics.median(p.roll for p in poses) if poses else 0.0,
     )
     agreement = min(cosine(v, mean) for v in vectors)
+    # Keep the most typical photo (closest to the template), so that a person can compare the enrolment with the
+    # reference photo (issue 11). It replaces the previous enrolment's photo.
+    typical = max(range(len(good)), key=lambda j: cosine(vectors[j], mean))
+    photo = private_write(directory=IDENTITY_DIR, data=encode_jpeg(images[good[typical][0]], quality=90))
     with transaction.atomic():
+        previous = FaceTemplate.objects.select_for_update().filter(user=user).values_list("photo_path", flat=True)
+        old_photo = next(iter(previous), "")
         template, _ = FaceTemplate.objects.update_or_create(
             user=user,
             defaults={
@@ -189,8 +197,12 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
                     "min_face_px": min(c.quality["face_px"] for _, c in good),
                     "models": analyzer.models,
                 },
+                "photo_path": photo,
             },
         )
+        # A new enrolment is a new face: whatever was known of the old one no longer holds.
+        template = enrolment_verify(user=user, reset=True) or template
+        transaction.on_commit(lambda: private_delete(old_photo))
     return EnrolmentResult(accepted=len(good), rejections=rejections, template=template)
 
 
