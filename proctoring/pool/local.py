@@ -50,6 +50,9 @@ WAIT_BUDGET_S = 1.5
 # would break that (the time since the student's last result plus one more interval reaches it, with a second to
 # spare) is never shed; it is near the front anyway, since the longest-unserved go first.
 MAX_GAP_S = 6.0
+# What a protected frame leaves of the pool's timeout for its answer: its way to a worker, two frames ahead of it
+# there and its own analysis take well under this on 2 cores.
+PROTECTED_ANSWER_S = 1.5
 # Frames past the budget are swept out at most this often (the sweep looks at every waiting frame).
 SWEEP_EVERY_S = 0.05
 # The window over which the CPU used by everything but the workers is measured (capacity_fps).
@@ -124,6 +127,8 @@ class LocalPool(InferencePool):
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self.respawns = 0
+        # A protected frame may wait until a typical answer could still come within the timeout (see _late).
+        self._protected_wait_s = max(WAIT_BUDGET_S, self.timeout_s - PROTECTED_ANSWER_S)
         # The fair wait (event-loop side): a heap by (last served, arrival), and the count handed to the executor.
         self._waiting: list[_Entry] = []
         self._order = itertools.count()
@@ -228,14 +233,18 @@ class LocalPool(InferencePool):
         entry.protected = (now - entry.job.priority) + interval >= MAX_GAP_S - 1.0
         heapq.heappush(self._waiting, entry)
 
-    @staticmethod
-    def _late(entry: _Entry, now: float) -> str | None:
+    def _late(self, entry: _Entry, now: float) -> str | None:
         """Why a waiting frame must be shed now, or None: past the wait budget, or past its deadline (a newer frame
-        of that student is on its way). A frame protected by the 6 s rule is never shed: its student's next frame
-        cannot reach the pool before this one is answered (latest-frame-wins), so shedding it would only lengthen
-        the gap. A student who has had no result yet waits from the connect (the job's priority)."""
+        of that student is on its way). A frame protected by the 6 s rule is not shed for that: its student's next
+        frame cannot reach the pool before this one is answered (latest-frame-wins), so shedding it would only
+        lengthen the gap. A student who has had no result yet waits from the connect (the job's priority).
+
+        Only when even a protected frame has waited so long that it could no longer be answered within the pool's
+        timeout is it shed (OVERLOADED, never the student's): left to time out it would be an ERROR. At the
+        longest pace (5 s) every frame is protected, and 300 students on the slow Intel box then queued 100-130
+        frames until 334 of them timed out (capacity.json, session17_intel_final)."""
         if entry.protected:
-            return None
+            return "overloaded" if now - entry.arrived > self._protected_wait_s else None
         if now - entry.arrived > WAIT_BUDGET_S:
             return "overloaded"
         if entry.job.deadline and time.time() > entry.job.deadline:

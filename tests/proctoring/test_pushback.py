@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool
-from proctoring.pool.local import MAX_GAP_S, WAIT_BUDGET_S, LocalPool, _Entry
+from proctoring.pool.local import MAX_GAP_S, PROTECTED_ANSWER_S, WAIT_BUDGET_S, LocalPool, _Entry
 from proctoring.rules import RuleSettings, stall_due
 from tests.factories import StudentFactory
 from tests.proctoring.fakes import frame
@@ -379,6 +379,13 @@ async def test_a_frame_whose_shedding_would_leave_a_student_6_s_without_a_result
     pool._sweep()
     assert pool._waiting[0].protected and not paced.waiter.done() and pool.shed == 1
     assert MAX_GAP_S == 6.0
+    # But not until it times out: a protected frame that waited so long its answer could not come within the
+    # pool's timeout is shed (OVERLOADED, never the student's) rather than left to become an ERROR.
+    pool._waiting[0].arrived = time.monotonic() - (pool.timeout_s - PROTECTED_ANSWER_S) - 0.1
+    pool._swept_at = 0.0
+    pool._sweep()
+    assert paced.waiter.result().status == EXPIRED and paced.waiter.result().reason == "overloaded"
+    assert pool.shed == 2 and not pool._waiting
 
 
 @pytest.mark.slow
