@@ -80,11 +80,14 @@ def test_an_instructor_creates_an_exam_with_proctoring_settings(client, ivan):
             "frame_interval_seconds": "3",
             "checks": ["identity_mismatch", "phone_detected"],
             "sensitivity": "low",
+            "identity_assurance": "approved",
         },
     )
     exam = Exam.objects.get(title="Chemistry")
     assert response["Location"] == f"/exams/{exam.id}/"
     assert exam.owner == ivan and exam.published is False and exam.duration_minutes == 90
+    assert exam.identity_assurance == Exam.IdentityAssurance.APPROVED
+    assert "A person approved the enrolment" in client.get(f"/exams/{exam.id}/").content.decode()
     assert exam.proctoring_settings == {
         "frame_interval_ms": 3000,
         "checks": ["identity_mismatch", "phone_detected"],
@@ -115,8 +118,14 @@ def test_editing_an_exam_keeps_sensitivity_set_on_the_review_page(client, paper,
         "checks": ["face_not_found", "looking_away"],
         "sensitivity": "custom",
     }
+    paper.exam.identity_assurance = Exam.IdentityAssurance.MATCHED
+    paper.exam.save()
     assert client.post(f"/exams/{paper.exam.id}/edit/", data).status_code == 302
     paper.exam.refresh_from_db()
+    assert paper.exam.identity_assurance == Exam.IdentityAssurance.MATCHED  # a form without it keeps it
+    assert client.post(f"/exams/{paper.exam.id}/edit/", {**data, "identity_assurance": "none"}).status_code == 302
+    paper.exam.refresh_from_db()
+    assert paper.exam.identity_assurance == Exam.IdentityAssurance.NONE
     settings = paper.exam.proctoring_settings
     assert (settings["k"], settings["n"], settings["cooldown_s"]) == (5, 8, 9.0)
     assert settings["checks"] == ["face_not_found", "looking_away"]

@@ -1,0 +1,117 @@
+"""The identity review and the student's identity page in Chromium (issue 11), at 1280 and 1024 px, with axe.
+
+charlie's student alice enrolled (webcam-like versions of the astronaut photo) against a reference photo of someone
+else (Grace Hopper): a mismatch. charlie compares the photos side by side and approves with a note; alice, who was
+told what is missing before her exam, can then start. Real default pack; screenshots in test-artifacts/review/.
+"""
+
+# ruff: noqa: F811 - the fixtures imported from test_enrolment are parameters here
+from __future__ import annotations
+
+from datetime import timedelta
+
+import cv2
+import pytest
+from django.utils import timezone
+
+from exams.models import Exam
+from proctoring.models import EnrolmentDecision, FaceTemplate
+from proctoring.services.consent import consent_record
+from proctoring.services.enrolment import face_enrol
+from proctoring.services.identity import reference_photo_set
+from tests.browser import assert_accessible, launch, require_browser
+from tests.factories import DEFAULT_PASSWORD, EnrollmentFactory, ExamFactory
+from tests.proctoring.test_enrolment import alice_frames, analyzer, evalset  # noqa: F401 - fixtures
+from tests.review.test_review_browser import ARTIFACTS
+
+
+def _sign_in(browser, url: str, username: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{url}/")
+    return page
+
+
+def _inside(page, locator, width: int) -> None:
+    box = locator.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
+
+
+@pytest.mark.browser
+def test_charlie_compares_the_photos_and_approves_and_alice_can_start(
+    transactional_db, live_server, monkeypatch, charlie, alice, alice_frames, analyzer, evalset
+):
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    now = timezone.now()
+    exam = ExamFactory(
+        owner=charlie,
+        title="Identity Exam",
+        published=True,
+        opens_at=now - timedelta(hours=1),
+        closes_at=now + timedelta(hours=2),
+        identity_assurance=Exam.IdentityAssurance.MATCHED,
+    )
+    EnrollmentFactory(exam=exam, student=alice)
+    consent_record(user=alice, accepted=True)
+    ok, hopper = cv2.imencode(".jpg", evalset.load("grace_hopper"))
+    reference_photo_set(user=alice, data=hopper.tobytes(), added_by=None, source="admin", analyzer=analyzer)
+    assert face_enrol(user=alice, images=alice_frames, analyzer=analyzer).template is not None
+    assert FaceTemplate.objects.get(user=alice).verification == "mismatch"
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            # 1. alice presses Start: told calmly what is missing, her exam time not started.
+            student = _sign_in(browser, live_server.url, "alice")
+            student.on("pageerror", lambda error: errors.append(str(error)))
+            student.goto(f"{live_server.url}/exams/{exam.pk}/")
+            student.get_by_role("button", name="Start exam").click()
+            student.wait_for_url(f"{live_server.url}/proctoring/identity/exam/{exam.pk}/")
+            expect(student.locator("#identity-status")).to_contain_text("a person will compare the photos")
+            expect(student.locator("#time-not-started")).to_be_visible()
+            for width in (1280, 1024):
+                student.set_viewport_size({"width": width, "height": 900})
+                _inside(student, student.get_by_role("link", name="Enrol again"), width)
+                student.screenshot(path=str(ARTIFACTS / f"identity-student-{width}.png"), full_page=True)
+            assert_accessible(student, "the student's identity check")
+
+            # 2. charlie opens the identity review from the review index: both photos load, side by side.
+            page = _sign_in(browser, live_server.url, "charlie")
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{live_server.url}/review/")
+            page.get_by_role("link", name="Identity review").click()
+            card = page.locator(f"#enrolment-{alice.pk}")
+            expect(card).to_contain_text("Does not match the reference photo")
+            for img in card.locator("img").all():
+                page.wait_for_function("(i) => i.complete && i.naturalWidth > 0", arg=img.element_handle())
+            expect(card.locator("img")).to_have_count(2)
+            for width in (1280, 1024):
+                page.set_viewport_size({"width": width, "height": 900})
+                _inside(page, card.get_by_role("button", name="Approve Alice Adams"), width)
+                _inside(page, card.get_by_role("button", name="Reject Alice Adams"), width)
+                page.screenshot(path=str(ARTIFACTS / f"identity-review-{width}.png"), full_page=True)
+            assert_accessible(page, "the identity review")
+            card.get_by_label("Note about Alice Adams (kept in the audit log)").fill(
+                "Her card photo is old; it is her."
+            )
+            card.get_by_role("button", name="Approve Alice Adams").click()
+            expect(page.locator(".messages")).to_contain_text("is now approved by a person")
+            expect(page.locator(f"#enrolment-{alice.pk}")).to_contain_text("Her card photo is old; it is her.")
+
+            # 3. alice can start now.
+            student.goto(f"{live_server.url}/exams/{exam.pk}/")
+            expect(student.locator("#setup-identity")).to_contain_text("Done")
+        finally:
+            browser.close()
+    assert errors == []
+    decision = EnrolmentDecision.objects.get()
+    assert (decision.actor, decision.action, decision.from_status) == (charlie, "approve", "mismatch")
