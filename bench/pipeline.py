@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import evalset  # noqa: E402
@@ -103,6 +105,11 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
         "embed": lambda: analyzer.embedder.infer(emb_in),
         "objects": lambda: analyzer.object_detector.infer(obj_in),
     }
+    iris = getattr(analyzer.pose_estimator, "iris_session", None)
+    if iris is not None:
+        # The gaze's iris model runs once per eye on a 64x64 crop: two bare runs of it.
+        eye_in = np.zeros((1, 64, 64, 3), np.uint8)
+        calls["iris"] = lambda: (iris(eye_in), iris(eye_in))
     # Interleaved: each round times the whole analysis of this frame, then each model's bare inference, so both
     # sides of the ratio see the same machine load (the box is shared; separate windows made the ratio swing).
     for call in calls.values():
@@ -137,7 +144,7 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
         "frame": "640x480 JPEG q80",
         "frames": frames,
         "frame_mix": list(FRAME_SOURCES),
-        "checks": ["faces", "pose", "identity", "cell phone"],
+        "checks": ["faces", "pose", "gaze", "identity", "cell phone"],
         "whole_ms": whole_summary,
         "fps_one_core": round(1000.0 / whole_summary["median"], 1),
         "stages_ms": {key: summary(values) for key, values in sorted(stages.items())},

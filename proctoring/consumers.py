@@ -381,6 +381,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 result=result,
                 frame=data,
                 neutral=None if with_identity else start.enrolled.neutral,
+                neutral_gaze=None if with_identity else start.enrolled.neutral_gaze,
                 latency_ms=round((time.time() - received_at) * 1000, 1),
                 dropped=dropped,
             )

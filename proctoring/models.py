@@ -21,6 +21,9 @@ class FaceTemplate(models.Model):
     neutral_yaw = models.FloatField(default=0.0)
     neutral_pitch = models.FloatField(default=0.0)
     neutral_roll = models.FloatField(default=0.0)
+    # The student's own neutral gaze (where the eyes look within the head at enrolment), when the pack has gaze.
+    neutral_gaze_yaw = models.FloatField(null=True, blank=True)
+    neutral_gaze_pitch = models.FloatField(null=True, blank=True)
     frames_used = models.PositiveIntegerField(default=0)
     quality = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

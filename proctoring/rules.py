@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from proctoring.vision.types import Observation, Pose
+from proctoring.vision.types import Gaze, Observation, Pose
 
 FACE_NOT_FOUND = "face_not_found"
 MULTIPLE_FACES = "multiple_faces"
@@ -238,15 +238,28 @@ class FrameRecord:
 
     @classmethod
     def from_observation(
-        cls, obs: Observation, *, seq: int, at: float, neutral: Pose | None = None, phone_label: str = "cell phone"
+        cls,
+        obs: Observation,
+        *,
+        seq: int,
+        at: float,
+        neutral: Pose | None = None,
+        neutral_gaze: Gaze | None = None,
+        phone_label: str = "cell phone",
     ) -> FrameRecord:
-        """`neutral` is given when the observation's pose is absolute (the frame was analysed without the enrolled
-        face, to skip the embedding): it is then made relative here, as the analyzer does otherwise."""
+        """`neutral` (and `neutral_gaze`) are given when the observation's pose and gaze are absolute (the frame was
+        analysed without the enrolled face, to skip the embedding): they are then made relative here, as the
+        analyzer does otherwise."""
         yaw = pitch = None
         if obs.pose is not None:
             yaw, pitch = obs.pose.yaw, obs.pose.pitch
             if neutral is not None:
                 yaw, pitch = yaw - neutral.yaw, pitch - neutral.pitch
+        gaze_yaw = gaze_pitch = None
+        if obs.gaze is not None:
+            gaze_yaw, gaze_pitch = obs.gaze.yaw, obs.gaze.pitch
+            if neutral is not None and neutral_gaze is not None:
+                gaze_yaw, gaze_pitch = gaze_yaw - neutral_gaze.yaw, gaze_pitch - neutral_gaze.pitch
         phone = 0.0
         others: dict[str, float] = {}
         for item in obs.objects:
@@ -266,8 +279,8 @@ class FrameRecord:
             identity_error=obs.identity_error,
             yaw=_round(yaw),
             pitch=_round(pitch),
-            gaze_yaw=_round(obs.gaze.yaw) if obs.gaze is not None else None,
-            gaze_pitch=_round(obs.gaze.pitch) if obs.gaze is not None else None,
+            gaze_yaw=_round(gaze_yaw),
+            gaze_pitch=_round(gaze_pitch),
             phone_score=round(phone, 4),
             objects=others,
         )

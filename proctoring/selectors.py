@@ -13,7 +13,7 @@ from django.http import Http404
 
 from proctoring import rules
 from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, Snapshot
-from proctoring.vision.types import EnrolledFace, Pose
+from proctoring.vision.types import EnrolledFace, Gaze, Pose
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ def enrolled_face_of(*, user: Any) -> EnrolledFace | None:
         pack=template.pack,
         model_id=template.model_id,
         neutral=Pose(template.neutral_yaw, template.neutral_pitch, template.neutral_roll),
+        neutral_gaze=(
+            Gaze(template.neutral_gaze_yaw, template.neutral_gaze_pitch)
+            if template.neutral_gaze_yaw is not None and template.neutral_gaze_pitch is not None
+            else None
+        ),
     )
 
 

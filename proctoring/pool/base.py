@@ -24,7 +24,7 @@ from typing import Any
 
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
 from proctoring.vision.frames import fit_within
-from proctoring.vision.types import DetectedObject, EnrolledFace, Identity, Pose
+from proctoring.vision.types import DetectedObject, EnrolledFace, Gaze, Identity, Pose
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class FrameJob:
                 pack=enrolled["pack"],
                 model_id=enrolled["model_id"],
                 neutral=Pose(**enrolled.get("neutral", {"yaw": 0.0, "pitch": 0.0, "roll": 0.0})),
+                neutral_gaze=Gaze(**enrolled["neutral_gaze"]) if enrolled.get("neutral_gaze") else None,
             )
         return cls(
             job_id=data["job_id"],

@@ -23,7 +23,7 @@ from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
 from proctoring.vision.base import l2_normalise
 from proctoring.vision.frames import encode_jpeg, fit_within
-from proctoring.vision.types import Box, Pose
+from proctoring.vision.types import Box, Gaze, Pose
 
 # Quality limits. Face size: below ~80 px across, the 112x112 embedding crop is upsampled and loses identity
 # detail. Brightness is the mean grey level of the face box (0-255): under 50 faces lose contrast, over 210 they
@@ -60,6 +60,7 @@ class FrameCheck:
     pose: Pose | None = None
     face_box: Box | None = None
     quality: dict[str, float] = field(default_factory=dict)
+    gaze: Gaze | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def enrolment_check_frame(*, image: np.ndarray, analyzer=None) -> FrameCheck:
         pose=analysis.pose,
         face_box=face.box,
         quality=quality,
+        gaze=analysis.gaze,
     )
 
 
@@ -164,6 +166,7 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
     vectors = np.asarray([c.embedding for _, c in good], dtype=np.float32)
     mean = l2_normalise(vectors.mean(axis=0))
     poses = [c.pose for _, c in good if c.pose is not None]
+    gazes = [c.gaze for _, c in good if c.gaze is not None]
     neutral = Pose(
         yaw=statistics.median(p.yaw for p in poses) if poses else 0.0,
         pitch=statistics.median(p.pitch for p in poses) if poses else 0.0,
@@ -187,6 +190,8 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
                 "neutral_yaw": round(neutral.yaw, 2),
                 "neutral_pitch": round(neutral.pitch, 2),
                 "neutral_roll": round(neutral.roll, 2),
+                "neutral_gaze_yaw": round(statistics.median(g.yaw for g in gazes), 2) if gazes else None,
+                "neutral_gaze_pitch": round(statistics.median(g.pitch for g in gazes), 2) if gazes else None,
                 "frames_used": len(good),
                 "quality": {
                     "frames_offered": len(images),

@@ -27,7 +27,7 @@ from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
 from proctoring.selectors import enrolled_face_of, session_open_flags
 from proctoring.services.flags import flag_close, flag_open, flags_close_all, model_version_of
 from proctoring.vision.change import CHANGE_THRESHOLD
-from proctoring.vision.types import EnrolledFace, Pose
+from proctoring.vision.types import EnrolledFace, Gaze, Pose
 from proctoring.vision.types import Observation as Seen
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,7 @@ def session_record_result(
     result: AnalysisResult,
     frame: bytes,
     neutral: Pose | None = None,
+    neutral_gaze: Gaze | None = None,
     latency_ms: float | None = None,
     dropped: int = 0,
 ) -> FrameOutcome:
@@ -226,7 +227,8 @@ def session_record_result(
        answered, and never moves a rules window.
     3. Otherwise: the rules step, the compact observation, flags opened (with the snapshot) or closed.
     4. The new rules state is saved, then everything commits; only then are the events returned to be sent.
-    `neutral` is set when the frame was analysed without the enrolled face (pose came back absolute).
+    `neutral` (and `neutral_gaze`) are set when the frame was analysed without the enrolled face (pose and gaze came
+    back absolute).
     """
     with transaction.atomic():
         session = ProctoringSession.objects.select_for_update().select_related("attempt").get(pk=session_id)
@@ -266,7 +268,9 @@ def session_record_result(
             # observations rather than lose one: this one takes the next free number. (The locked row knows the
             # last number, so no query per frame asks the observations.)
             seq = session.last_seq + 1
-        record = rules.FrameRecord.from_observation(seen, seq=seq, at=received_at, neutral=neutral)
+        record = rules.FrameRecord.from_observation(
+            seen, seq=seq, at=received_at, neutral=neutral, neutral_gaze=neutral_gaze
+        )
         decision = rules.step(state, record, settings)
         Observation.objects.create(
             session=session,

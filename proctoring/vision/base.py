@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .types import DetectedObject, Face, Pose
+from .types import DetectedObject, Face, Gaze, Pose
 
 Keypoints = tuple[tuple[float, float], ...]
 
@@ -205,6 +205,11 @@ class PoseEstimator(Model):
 
     def estimate(self, image: np.ndarray, face: Face) -> Pose | None:
         return self.estimate_with_keypoints(image, face)[0]
+
+    def estimate_with_gaze(self, image: np.ndarray, face: Face) -> tuple[Pose | None, Keypoints | None, Gaze | None]:
+        """Pose, refined keypoints and the eyes' gaze (None when this estimator cannot tell or sees no eyes)."""
+        pose, keypoints = self.estimate_with_keypoints(image, face)
+        return pose, keypoints, None
 
     def estimate_with_keypoints(self, image: np.ndarray, face: Face) -> tuple[Pose | None, Keypoints | None]:
         """Pose (None when the model sees no face in the crop), plus refined 5-point keypoints when the estimator

@@ -27,7 +27,7 @@ import numpy as np
 
 from .base import FaceDetector, FaceEmbedder, Keypoints, ObjectDetector, PoseEstimator, l2_normalise
 from .packs import Manifest, ModelPackError, build_models
-from .types import EnrolledFace, Face, Identity, Observation, Pose
+from .types import EnrolledFace, Face, Gaze, Identity, Observation, Pose
 
 DEFAULT_OBJECTS = frozenset({"cell phone"})
 
@@ -40,6 +40,7 @@ class FaceAnalysis:
     pose: Pose | None
     keypoints: Keypoints
     embedding: np.ndarray
+    gaze: Gaze | None = None
 
 
 class Analyzer:
@@ -72,12 +73,12 @@ class Analyzer:
         return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
     def describe_face(self, image: np.ndarray, face: Face) -> FaceAnalysis:
-        pose, keypoints = (None, None)
+        pose, keypoints, gaze = (None, None, None)
         if self.pose_estimator is not None:
-            pose, keypoints = self.pose_estimator.estimate_with_keypoints(image, face)
+            pose, keypoints, gaze = self.pose_estimator.estimate_with_gaze(image, face)
         keypoints = keypoints or face.keypoints
         embedding = self.embedder.embed(image, Face(box=face.box, score=face.score, keypoints=keypoints))
-        return FaceAnalysis(face=face, pose=pose, keypoints=keypoints, embedding=embedding)
+        return FaceAnalysis(face=face, pose=pose, keypoints=keypoints, embedding=embedding, gaze=gaze)
 
     # -- one frame ------------------------------------------------------------------------------------------------
 
@@ -120,14 +121,17 @@ class Analyzer:
 
         # 3. pose (absolute), and keypoints for alignment
         pose: Pose | None = None
+        gaze: Gaze | None = None
         keypoints = main.keypoints if main else ()
         if main is not None and self.pose_estimator is not None:
-            absolute, refined = self.pose_estimator.estimate_with_keypoints(image, main)
+            absolute, refined, eyes = self.pose_estimator.estimate_with_gaze(image, main)
             t = lap("pose", t, self.pose_estimator)
             keypoints = refined or keypoints
             if absolute is not None:
                 neutral = enrolled.neutral if enrolled is not None else Pose(0.0, 0.0, 0.0)
                 pose = relative_pose(absolute, neutral)
+            if eyes is not None:
+                gaze = relative_gaze(eyes, enrolled.neutral_gaze if enrolled is not None else None)
 
         # 4. identity
         identity: Identity | None = None
@@ -159,6 +163,7 @@ class Analyzer:
             faces=tuple(faces),
             identity=identity,
             pose=pose,
+            gaze=gaze,
             objects=found,
             identity_error=identity_error,
             timings_ms=timings,
@@ -189,6 +194,13 @@ def relative_pose(pose: Pose, neutral: Pose) -> Pose:
     return Pose(
         yaw=wrap(pose.yaw - neutral.yaw), pitch=wrap(pose.pitch - neutral.pitch), roll=wrap(pose.roll - neutral.roll)
     )
+
+
+def relative_gaze(gaze: Gaze, neutral: Gaze | None) -> Gaze:
+    """Gaze relative to the student's own neutral gaze (recorded at enrolment), or as measured without one."""
+    if neutral is None:
+        return gaze
+    return Gaze(yaw=round(gaze.yaw - neutral.yaw, 2), pitch=round(gaze.pitch - neutral.pitch, 2))
 
 
 _analyzers: dict[tuple[str, int], Analyzer] = {}

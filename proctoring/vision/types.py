@@ -38,7 +38,9 @@ class Pose:
 
 @dataclass(frozen=True)
 class Gaze:
-    """Eye gaze offsets in degrees (positive yaw: looking to the camera's left), when the pack can tell."""
+    """Where the eyes look within the head, in degrees, with the head pose's signs: yaw > 0 when the eyes turn
+    towards the image's right, pitch > 0 when they look up. In an observation it is relative to the student's
+    neutral gaze when one is known. A mirrored image flips yaw."""
 
     yaw: float
     pitch: float
@@ -59,6 +61,8 @@ class EnrolledFace:
     pack: str
     model_id: str
     neutral: Pose = Pose(0.0, 0.0, 0.0)
+    # The gaze measured at enrolment, when the pack has gaze (None: enrolled before, or by a pack without it).
+    neutral_gaze: Gaze | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,14 @@ def test_alice_enrols_from_three_good_frames(analyzer, alice_frames):
     assert enrolled.neutral.yaw == pytest.approx(template.neutral_yaw)
     assert enrolment_is_current(user=alice)
 
+    # Her neutral gaze is recorded too, and a frame like her enrolment's reads as looking where she looked then.
+    assert template.neutral_gaze_yaw is not None and template.neutral_gaze_pitch is not None
+    assert enrolled.neutral_gaze.yaw == pytest.approx(template.neutral_gaze_yaw)
+    seen = analyzer.analyze(alice_frames[0], enrolled=enrolled, objects=frozenset())
+    absolute = analyzer.analyze(alice_frames[0], objects=frozenset())
+    assert seen.gaze.yaw == pytest.approx(absolute.gaze.yaw - template.neutral_gaze_yaw, abs=0.02)
+    assert abs(seen.gaze.yaw) < 5 and abs(seen.gaze.pitch) < 5
+
 
 def test_rejected_frames_are_listed_with_reasons_and_too_few_good_ones_store_nothing(analyzer, evalset, alice_frames):
     alice = UserFactory(username="alice")

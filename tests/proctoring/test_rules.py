@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from proctoring import rules
 from proctoring.rules import FrameRecord, RuleSettings, RuleState
-from proctoring.vision.types import DetectedObject, Face, Identity, Observation, Pose
+from proctoring.vision.types import DetectedObject, Face, Gaze, Identity, Observation, Pose
 
 
 def alice(seq: int, **overrides) -> FrameRecord:
@@ -215,6 +217,14 @@ def test_a_record_from_an_observation_makes_an_absolute_pose_relative():
     )
     record = FrameRecord.from_observation(obs, seq=4, at=5.0, neutral=Pose(10.0, 5.0, 0.0))
     assert (record.yaw, record.pitch) == (2.0, -2.0)
+    assert (record.gaze_yaw, record.gaze_pitch) == (None, None)  # no gaze in this observation
+    # Gaze the same way: made relative to the neutral gaze when the observation came back absolute.
+    with_gaze = dataclasses.replace(obs, gaze=Gaze(yaw=-8.0, pitch=14.0))
+    record = FrameRecord.from_observation(
+        with_gaze, seq=4, at=5.0, neutral=Pose(10.0, 5.0, 0.0), neutral_gaze=Gaze(-2.0, 11.0)
+    )
+    assert (record.gaze_yaw, record.gaze_pitch) == (-6.0, 3.0)
+    assert FrameRecord.from_observation(with_gaze, seq=4, at=5.0).gaze_yaw == -8.0  # already relative
     assert record.face_scores == (0.9, 0.6)
     assert record.phone_score == 0.8 and record.objects == {"book": 0.6}
     assert record.similarity == 0.7123

@@ -106,6 +106,9 @@ class Command(BaseCommand):
             "pose": None
             if obs.pose is None
             else {"yaw": round(obs.pose.yaw, 1), "pitch": round(obs.pose.pitch, 1), "roll": round(obs.pose.roll, 1)},
+            # Where the main face's eyes look, in degrees (relative to the enrolment's when one is given); null when
+            # no open eyes can be seen or the pack has no gaze model.
+            "gaze": None if obs.gaze is None else {"yaw": round(obs.gaze.yaw, 1), "pitch": round(obs.gaze.pitch, 1)},
             "objects": [
                 {"label": o.label, "box": [round(v, 1) for v in o.box], "score": round(o.score, 4)} for o in obs.objects
             ],

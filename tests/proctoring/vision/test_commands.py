@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from proctoring.models import FaceTemplate
 from tests.factories import UserFactory
 
-TOP_KEYS = {"faces", "identity", "pose", "objects", "events", "timings_ms", "models"}
+TOP_KEYS = {"faces", "identity", "pose", "gaze", "objects", "events", "timings_ms", "models"}
 
 
 @pytest.fixture
@@ -44,6 +44,7 @@ def test_one_face_without_enrolment(analyzer, photo_file):
     assert set(face) == {"box", "score"} and len(face["box"]) == 4 and 0.5 < face["score"] <= 1
     assert result["identity"] is None
     assert set(result["pose"]) == {"yaw", "pitch", "roll"}
+    assert set(result["gaze"]) == {"yaw", "pitch"}
     assert result["objects"] == []
     assert result["events"] == ["AUTHORIZED"]
     assert result["timings_ms"]["total"] > 0

@@ -78,10 +78,10 @@ def test_a_missing_pack_is_a_loud_start_up_error_naming_the_fix(tmp_path, settin
 def test_verify_accepts_an_intact_copy(pack_copy):
     report = packs.verify_pack("default")
     assert report.ok, report.problems
-    assert len(report.checked) == 7
+    assert len(report.checked) == 8
     out = StringIO()
     call_command("models", "verify", "default", stdout=out)
-    assert "7 files verified" in out.getvalue()
+    assert "8 files verified" in out.getvalue()
 
 
 def test_a_tampered_file_fails_verify_and_start_up_then_install_repairs_it(pack_copy):
