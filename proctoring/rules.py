@@ -81,6 +81,9 @@ class RuleSettings:
     yaw_limit: float = 30.0
     pitch_limit: float = 25.0
     gaze_limit: float = 20.0
+    # Gaze counts towards looking away and attention; an accommodation ({"gaze": false}) leaves it out for one
+    # student (a visually impaired student's eyes may not point where they look), and head pose still counts.
+    use_gaze: bool = True
     phone_threshold: float = 0.5
     # None: use the embedding model's own calibrated threshold, stored with each observation.
     identity_threshold: float | None = None
@@ -159,6 +162,8 @@ class RuleSettings:
         for name in CHECKS:
             if name in accommodations and not _as_bool(f"accommodations.{name}", accommodations[name]):
                 checks.discard(name)
+        if "gaze" in accommodations and not _as_bool("accommodations.gaze", accommodations["gaze"]):
+            values["use_gaze"] = False
         for name in ("yaw_limit", "pitch_limit", "gaze_limit"):
             if name in accommodations:
                 wider = _as_float(f"accommodations.{name}", accommodations[name])
@@ -378,7 +383,7 @@ def pose_deviation(record: FrameRecord, settings: RuleSettings) -> float | None:
     if record.yaw is None or record.pitch is None:
         return None
     dev = max(abs(record.yaw) / max(settings.yaw_limit, 1e-6), abs(record.pitch) / max(settings.pitch_limit, 1e-6))
-    if record.gaze_yaw is not None and record.gaze_pitch is not None:
+    if settings.use_gaze and record.gaze_yaw is not None and record.gaze_pitch is not None:
         gaze = max(abs(record.gaze_yaw), abs(record.gaze_pitch)) / max(settings.gaze_limit, 1e-6)
         dev = max(dev, gaze)
     return dev

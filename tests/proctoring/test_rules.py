@@ -135,6 +135,23 @@ def test_bobs_accommodation_turns_off_looking_away_and_its_attention_penalty():
     assert decisions[-1].attention == 100
 
 
+def test_gaze_moves_attention_and_opens_looking_away_k_of_n_unless_an_accommodation_leaves_it_out():
+    # The head straight, the eyes 30 degrees to the side (limit 20): attention drops and, after k of n frames,
+    # LOOKING_AWAY opens, from gaze alone.
+    decisions = run([alice(s, gaze_yaw=30.0, gaze_pitch=0.0) for s in range(1, 6)])
+    assert decisions[0].frame_attention < 50 and decisions[0].opens == ()
+    assert [tuple(f.kind for f in d.opens) for d in decisions].count(("looking_away",)) == 1
+    # Her accommodation leaves gaze out: the same frames are full attention and open nothing; head pose still counts.
+    settings = RuleSettings.from_config({}, {"gaze": False})
+    assert settings.use_gaze is False and "looking_away" in settings.checks
+    decisions = run([alice(s, gaze_yaw=30.0, gaze_pitch=0.0) for s in range(1, 6)], settings)
+    assert all(d.opens == () for d in decisions) and decisions[-1].attention == 100
+    assert run([alice(1, yaw=60.0)], settings)[0].frame_attention < 50
+    # Only an accommodation can turn it off, and only off.
+    assert RuleSettings.from_config({}, {"gaze": True}).use_gaze is True
+    assert RuleSettings.from_config({"gaze": False}).use_gaze is True
+
+
 def test_accommodations_only_relax_limits():
     assert RuleSettings.from_config({"yaw_limit": 30}, {"yaw_limit": 45}).yaw_limit == 45
     assert RuleSettings.from_config({"yaw_limit": 30}, {"yaw_limit": 10}).yaw_limit == 30

@@ -89,3 +89,16 @@ def test_proctor_analyze_reports_the_gaze_in_degrees(analyzer, photo, evalset, t
     cv2.imwrite(str(path), evalset.webcam_frame(photo("coffee")))
     call_command("proctor_analyze", str(path), "--json")
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["gaze"] is None  # no eyes to see
+
+
+def test_the_gaze_holds_still_when_the_same_photo_moves_a_little_or_is_rescaled(analyzer, photo, evalset):
+    import cv2
+
+    base = photo("astronaut")
+    first = analyse(analyzer, evalset.webcam_frame(base)).gaze
+    shifted = analyse(analyzer, evalset.webcam_frame(np.ascontiguousarray(np.roll(base, (7, -9), axis=(0, 1))))).gaze
+    smaller = cv2.resize(base, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    rescaled = analyse(analyzer, evalset.webcam_frame(smaller)).gaze
+    for other in (shifted, rescaled):
+        assert other is not None
+        assert abs(other.yaw - first.yaw) < 3 and abs(other.pitch - first.pitch) < 3, (first, shifted, rescaled)
