@@ -99,7 +99,7 @@ def enrolment() -> dict:
     check = enrolment_check_frame(image=evalset.webcam_frame(evalset.load("astronaut")), analyzer=analyzer)
     assert check.ok, check
     return {
-        "pack": analyzer.pack_name,
+        "pack": analyzer.embedding_pack,
         "model_id": analyzer.embedding_model_id,
         "embedding": np.asarray(check.embedding, "<f4").tobytes(),
         "dim": len(check.embedding),

@@ -67,7 +67,7 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
     ref = analyzer.describe_face(reference, analyzer.main_face(analyzer.detector.detect(reference)))
     enrolled = EnrolledFace(
         embedding=tuple(float(v) for v in ref.embedding),
-        pack=analyzer.pack_name,
+        pack=analyzer.embedding_pack,
         model_id=analyzer.embedding_model_id,
         neutral=ref.pose,
     )

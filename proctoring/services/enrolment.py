@@ -12,6 +12,7 @@ the vector, and the analyzer refuses to compare it with embeddings from another 
 
 from __future__ import annotations
 
+import functools
 import statistics
 from dataclasses import dataclass, field
 
@@ -183,7 +184,7 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
         template, _ = FaceTemplate.objects.update_or_create(
             user=user,
             defaults={
-                "pack": analyzer.pack_name,
+                "pack": analyzer.embedding_pack,
                 "model_id": analyzer.embedding_model_id,
                 "embedding": mean.astype("<f4").tobytes(),
                 "dim": int(mean.shape[0]),
@@ -212,18 +213,25 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
 
 
 def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:
-    """(pack, model id) of the embeddings the server makes now, read from the manifest without loading models."""
+    """(pack, model id) of the embeddings the server makes now, read from the manifest without loading models. The
+    pack is the one that owns the embedder: default-int8 and yolo take it from default, so enrolments made under
+    default stay current when an operator switches to them. The one place that says which embedding is current."""
     from django.conf import settings
 
+    return _embedding_model_of(pack or settings.MODEL_PACK)
+
+
+@functools.lru_cache(maxsize=8)
+def _embedding_model_of(pack: str) -> tuple[str, str]:
     from proctoring.vision.packs import load_manifest
     from proctoring.vision.registry import model_class
 
-    manifest = load_manifest(pack or settings.MODEL_PACK)
+    manifest = load_manifest(pack)
     spec = manifest.models["embedder"]
     embedder = model_class(spec["class"])(
         params=spec.get("params", {}), name=spec["class"], version=spec.get("version", "")
     )
-    return manifest.name, embedder.model_id
+    return manifest.role_pack("embedder"), embedder.model_id
 
 
 def enrolment_is_current(*, user, pack: str | None = None) -> bool:

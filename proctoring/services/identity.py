@@ -95,7 +95,7 @@ def reference_face(*, data: bytes, analyzer=None) -> ReferenceFace:
     return ReferenceFace(
         jpeg=encode_jpeg(kept, quality=90),
         embedding=np.asarray(embedding, dtype=np.float32),
-        pack=analyzer.pack_name,
+        pack=analyzer.embedding_pack,
         model_id=analyzer.embedding_model_id,
     )
 

@@ -8,7 +8,6 @@ flag id always names a flag that exists.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,16 +83,15 @@ class FrameOutcome:
     ended: str | None = None
 
 
-@functools.lru_cache(maxsize=8)
-def _pack_embedder_id(pack: str) -> str | None:
-    """The embedding model id the configured pack's workers will use, read from its manifest (no model loads)."""
-    try:
-        from proctoring.vision.packs import load_manifest
+def _enrolment_current(enrolled: EnrolledFace) -> bool:
+    """Whether an enrolment is in the embedding space the workers use now (enrolment.current_embedding_model)."""
+    from proctoring.services.enrolment import current_embedding_model
 
-        spec = load_manifest(pack).models.get("embedder", {})
-        return spec.get("params", {}).get("model_id")
+    try:
+        expected = current_embedding_model(pack=django_settings.MODEL_PACK)
     except Exception:  # noqa: BLE001 - without a readable manifest the workers report the real error per frame
-        return None
+        return True
+    return (enrolled.pack, enrolled.model_id) == expected
 
 
 def _when(epoch: float) -> datetime:
@@ -135,9 +133,7 @@ def session_open(*, attempt_id: int, user: Any) -> SessionStart:
     enrolled = enrolled_face_of(user=user)
     if enrolled is None:
         raise SessionRefused(NOT_ENROLLED, "no face enrolment")
-    pack = django_settings.MODEL_PACK
-    expected = _pack_embedder_id(pack)
-    if enrolled.pack != pack or (expected is not None and enrolled.model_id != expected):
+    if not _enrolment_current(enrolled):
         raise SessionRefused(NOT_ENROLLED, "enrolled with another model: re-enrol")
     recent = StreamEvent.objects.filter(
         session__attempt=attempt,

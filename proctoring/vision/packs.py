@@ -115,6 +115,10 @@ class Manifest:
     models: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
+    def role_pack(self, role: str) -> str:
+        """The pack that owns a role's model: this one, or the one it inherits the role from (``from_pack``)."""
+        return str(self.models.get(role, {}).get("inherited_from", self.name))
+
     def model_versions(self) -> dict[str, str]:
         return {
             role: f"{spec['class']}@{spec.get('version', self.version)}" for role, spec in sorted(self.models.items())
@@ -185,7 +189,8 @@ def _inherit_roles(raw: dict[str, Any], *, seen: tuple[str, ...]) -> dict[str, A
         if base_name in seen or "/" in str(base_name) or not (MANIFEST_DIR / f"{base_name}.json").is_file():
             raise ValueError(f"{role}: from_pack {base_name!r} is unknown or circular")
         base = _inherit_roles(json.loads((MANIFEST_DIR / f"{base_name}.json").read_text()), seen=(*seen, base_name))
-        raw["models"][role] = base["models"][role]
+        # Remember whose role it is: an enrolment made by the base pack's embedder is the same embedding.
+        raw["models"][role] = {"inherited_from": base_name, **base["models"][role]}
         needed = set(base["models"][role].get("files", {}).values())
         for fname, fspec in base["files"].items():
             if fname in needed or needed & set((fspec.get("convert") or {}).get("extra_outputs", ())):

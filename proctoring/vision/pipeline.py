@@ -50,6 +50,9 @@ class Analyzer:
             raise ModelPackError(f"pack {manifest.name!r} has no {', '.join(missing)} model")
         self.manifest = manifest
         self.pack_name = manifest.name
+        # The pack whose embedding space this analyzer's embeddings are in: a pack that takes its embedder from
+        # another (default-int8, yolo: from default) compares with enrolments made under that one.
+        self.embedding_pack = manifest.role_pack("embedder")
         self.detector: FaceDetector = models["detector"]
         self.embedder: FaceEmbedder = models["embedder"]
         self.pose_estimator: PoseEstimator | None = models.get("pose")
@@ -172,10 +175,10 @@ class Analyzer:
 
     def compatibility_error(self, enrolled: EnrolledFace) -> str | None:
         """Why an enrolment cannot be compared with this analyzer's embeddings, or None when it can."""
-        if enrolled.pack != self.pack_name or enrolled.model_id != self.embedding_model_id:
+        if enrolled.pack != self.embedding_pack or enrolled.model_id != self.embedding_model_id:
             return (
                 f"enrolled with {enrolled.pack}/{enrolled.model_id}, but this server uses "
-                f"{self.pack_name}/{self.embedding_model_id}: the student must re-enrol"
+                f"{self.embedding_pack}/{self.embedding_model_id}: the student must re-enrol"
             )
         if len(enrolled.embedding) != self.embedder.dim:
             return f"enrolled embedding has {len(enrolled.embedding)} values, expected {self.embedder.dim}: re-enrol"

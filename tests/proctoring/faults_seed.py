@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from exams.models import Attempt, Enrollment, Exam
 from proctoring.models import FaceTemplate
-from proctoring.services.sessions import _pack_embedder_id
+from proctoring.services.enrolment import current_embedding_model
 from tests.proctoring.scale_out_seed import session_cookie
 from tests.review.monitor_seed import seed_exam
 
@@ -30,7 +30,7 @@ def main(extra: int = 0, **proctoring_settings) -> None:
         exam.save(update_fields=["proctoring_settings"])
     now = timezone.now()
     password = User.objects.get(username="alice").password
-    model_id = _pack_embedder_id("default") or "scripted"
+    model_id = current_embedding_model(pack="default")[1]
     attempts = [seeded["attempts"]["alice"], seeded["attempts"]["bob"]]
     for i in range(extra):
         student = User.objects.create(username=f"student{i:03d}", role=User.Role.STUDENT, password=password)

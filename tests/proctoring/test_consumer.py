@@ -26,8 +26,8 @@ from proctoring import pool as pool_module
 from proctoring.consumers import attempt_group, monitor_group
 from proctoring.models import BrowserSignal, FaceTemplate, Flag, Observation, ProctoringSession, StreamEvent
 from proctoring.pool.base import AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
+from proctoring.services.enrolment import current_embedding_model
 from proctoring.services.evidence import snapshot_path
-from proctoring.services.sessions import _pack_embedder_id
 from tests.factories import ExamFactory, StudentFactory
 from tests.proctoring.fakes import frame
 
@@ -65,7 +65,7 @@ def enrol(user) -> None:
     FaceTemplate.objects.create(
         user=user,
         pack="default",
-        model_id=_pack_embedder_id("default") or "scripted",
+        model_id=current_embedding_model(pack="default")[1],
         embedding=np.ones(512, "<f4").tobytes(),
         dim=512,
     )

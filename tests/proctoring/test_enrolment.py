@@ -182,3 +182,25 @@ def test_an_embedding_from_another_model_is_refused(analyzer, evalset, alice_fra
     assert obs.identity is None
     assert "must re-enrol" in obs.identity_error
     assert "insightface/buffalo_l/w600k_r50" in obs.identity_error
+
+
+def test_packs_that_take_the_default_embedder_keep_its_enrolments(analyzer, alice_frames, settings):
+    """default-int8 and yolo take their embedder from default: switching to one must not make everyone re-enrol."""
+    from proctoring.services.enrolment import current_embedding_model
+    from proctoring.vision.packs import ModelPackError
+    from proctoring.vision.pipeline import get_analyzer
+
+    alice = UserFactory(username="alice")
+    face_enrol(user=alice, images=alice_frames, analyzer=analyzer)
+    assert FaceTemplate.objects.get(user=alice).pack == "default"
+    for pack in ("default-int8", "yolo"):
+        assert current_embedding_model(pack=pack) == current_embedding_model(pack="default"), pack
+    settings.MODEL_PACK = "default-int8"
+    assert enrolment_is_current(user=alice)
+    assert current_embedding_model(pack="buffalo_l")[0] == "buffalo_l"  # a pack with an embedder of its own
+    try:
+        int8 = get_analyzer("default-int8", threads=1)
+    except ModelPackError as exc:
+        service_missing(f"the default-int8 pack is not installed ({exc})")
+    seen = int8.analyze(alice_frames[0], enrolled=enrolled_face_of(user=alice), objects=frozenset())
+    assert seen.identity_error is None and seen.identity.match

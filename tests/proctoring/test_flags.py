@@ -14,10 +14,10 @@ from proctoring import rules
 from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, StreamEvent
 from proctoring.pool.base import OK, TIMEOUT, AnalysisResult
 from proctoring.selectors import frame_records_for_session
+from proctoring.services.enrolment import current_embedding_model
 from proctoring.services.flags import model_version_of
 from proctoring.services.sessions import (
     SessionRefused,
-    _pack_embedder_id,
     session_end_for_attempt,
     session_open,
     session_record_result,
@@ -38,7 +38,7 @@ def private_storage(settings, tmp_path):
 def alice():
     user = StudentFactory(username="alice")
     FaceTemplate.objects.create(
-        user=user, pack="default", model_id=_pack_embedder_id("default") or "x", embedding=b"\0" * 8, dim=2
+        user=user, pack="default", model_id=current_embedding_model(pack="default")[1], embedding=b"\0" * 8, dim=2
     )
     return user
 
@@ -87,7 +87,7 @@ def test_a_flag_opens_with_confidence_threshold_model_version_and_a_snapshot(ali
 def test_accommodations_are_applied_for_bob_only(alice):
     bob = StudentFactory(username="bob")
     FaceTemplate.objects.create(
-        user=bob, pack="default", model_id=_pack_embedder_id("default") or "x", embedding=b"", dim=0
+        user=bob, pack="default", model_id=current_embedding_model(pack="default")[1], embedding=b"", dim=0
     )
     attempt = attempt_of(bob)
     EnrollmentFactory(exam=attempt.exam, student=bob, accommodations={"looking_away": False})

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from exams.models import Attempt, Enrollment, Exam
 from proctoring.models import FaceTemplate
-from proctoring.services.sessions import _pack_embedder_id
+from proctoring.services.enrolment import current_embedding_model
 
 PASSWORD = "monitor-pass-123"
 
@@ -44,7 +44,7 @@ def seed_exam() -> dict:
         FaceTemplate.objects.create(
             user=student,
             pack="default",
-            model_id=_pack_embedder_id("default") or "scripted",
+            model_id=current_embedding_model(pack="default")[1],
             embedding=np.ones(512, "<f4").tobytes(),
             dim=512,
         )

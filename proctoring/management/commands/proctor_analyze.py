@@ -17,7 +17,7 @@ from proctoring.signals import frame_signals
 from proctoring.vision.coco import COCO80
 from proctoring.vision.frames import FrameError, decode_frame
 from proctoring.vision.packs import ModelPackError
-from proctoring.vision.types import EnrolledFace, Pose
+from proctoring.vision.types import EnrolledFace, Gaze, Pose
 
 # Photos from disk may be larger than webcam frames (an ID photo from a phone); the header check still runs first.
 FILE_MAX_BYTES = 25_000_000
@@ -43,7 +43,7 @@ def enrol_in_memory(analyzer, paths: list[Path]) -> EnrolledFace:
     from proctoring.services.enrolment import enrolment_check_frame
     from proctoring.vision.base import l2_normalise
 
-    vectors, poses = [], []
+    vectors, poses, gazes = [], [], []
     for path in paths:
         check = enrolment_check_frame(image=read_image(path), analyzer=analyzer)
         if not check.ok:
@@ -51,6 +51,8 @@ def enrol_in_memory(analyzer, paths: list[Path]) -> EnrolledFace:
         vectors.append(np.asarray(check.embedding, dtype=np.float32))
         if check.pose is not None:
             poses.append(check.pose)
+        if check.gaze is not None:
+            gazes.append(check.gaze)
     mean = l2_normalise(np.mean(vectors, axis=0))
     neutral = (
         Pose(*(statistics.median(getattr(p, axis) for p in poses) for axis in ("yaw", "pitch", "roll")))
@@ -59,9 +61,12 @@ def enrol_in_memory(analyzer, paths: list[Path]) -> EnrolledFace:
     )
     return EnrolledFace(
         embedding=tuple(float(v) for v in mean),
-        pack=analyzer.pack_name,
+        pack=analyzer.embedding_pack,
         model_id=analyzer.embedding_model_id,
         neutral=neutral,
+        neutral_gaze=Gaze(statistics.median(g.yaw for g in gazes), statistics.median(g.pitch for g in gazes))
+        if gazes
+        else None,
     )
 
 
