@@ -354,6 +354,9 @@ class FlagClose:
     kind: str
     seq: int
     at: float
+    # "clear": clean frames in a row; "unknown": the frames could no longer tell (for an identity flag, nobody or
+    # several people on camera), so the span ends at the last frame where its condition was seen.
+    reason: str = "clear"
 
 
 @dataclass(frozen=True)
@@ -481,6 +484,20 @@ def _advance(state: RuleState, record: FrameRecord, settings: RuleSettings) -> D
 
     opens: list[FlagOpen] = []
     closes: list[FlagClose] = []
+    # An open flag whose check this frame cannot evaluate (an identity mismatch while nobody, or several people,
+    # are on camera; looking away without a face): after `clear_after` such frames in a row the frames can no
+    # longer tell, and the flag ends at the last frame where its condition was seen. Left open, a mismatch read
+    # "0:38 to 2:19, 100 s" when the other person was on camera for about 25 s.
+    for kind in [k for k in state.open_flags if k not in checks]:
+        flag = state.open_flags[kind]
+        flag["unknown"] = flag.get("unknown", 0) + 1
+        if flag["unknown"] >= settings.clear_after:
+            del state.open_flags[kind]
+            state.clear_runs[kind] = 0
+            state.windows.get(kind, []).clear()
+            state.strengths.get(kind, []).clear()
+            last_seq, last_at = int(flag.get("last_seq", flag["seq"])), float(flag.get("last_at", flag["at"]))
+            closes.append(FlagClose(kind=kind, seq=last_seq, at=last_at, reason="unknown"))
     for kind, (positive, strength) in checks.items():
         window = state.windows.setdefault(kind, [])
         strengths = state.strengths.setdefault(kind, [])
@@ -489,6 +506,10 @@ def _advance(state: RuleState, record: FrameRecord, settings: RuleSettings) -> D
         del window[: -settings.n]
         del strengths[: -settings.n]
         if kind in state.open_flags:
+            flag = state.open_flags[kind]
+            flag["unknown"] = 0
+            if positive:
+                flag["last_seq"], flag["last_at"] = record.seq, record.at
             state.clear_runs[kind] = 0 if positive else state.clear_runs.get(kind, 0) + 1
             if state.clear_runs[kind] >= settings.clear_after:
                 del state.open_flags[kind]
@@ -500,7 +521,7 @@ def _advance(state: RuleState, record: FrameRecord, settings: RuleSettings) -> D
         elif positive and sum(window) >= settings.k:
             hits = [s for w, s in zip(window, strengths, strict=True) if w]
             confidence = round(sum(hits) / len(hits), 4)
-            state.open_flags[kind] = {"seq": record.seq, "at": record.at}
+            state.open_flags[kind] = {"seq": record.seq, "at": record.at, "last_seq": record.seq, "last_at": record.at}
             state.clear_runs[kind] = 0
             opens.append(
                 FlagOpen(

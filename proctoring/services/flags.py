@@ -48,10 +48,14 @@ def flag_open(
 
 
 def flag_close(*, session: ProctoringSession, closed: rules.FlagClose) -> int:
-    """Close the open flag of this kind (there is at most one per kind per session). Returns rows updated."""
-    return Flag.objects.filter(session=session, kind=closed.kind, ended_at__isnull=True).update(
-        ended_at=_when(closed.at), ended_seq=closed.seq
-    )
+    """Close the open flag of this kind (there is at most one per kind per session). Returns rows updated. A flag
+    closed because the frames could no longer tell says so in its details, for the reviewer."""
+    flags = Flag.objects.filter(session=session, kind=closed.kind, ended_at__isnull=True)
+    if closed.reason != "clear":
+        for flag in flags.only("details"):
+            flag.details = {**(flag.details or {}), "ended_because": closed.reason}
+            flag.save(update_fields=["details"])
+    return flags.update(ended_at=_when(closed.at), ended_seq=closed.seq)
 
 
 def flags_close_all(*, session: ProctoringSession, at: datetime) -> int:

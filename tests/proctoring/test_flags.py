@@ -160,3 +160,21 @@ def test_a_flag_keeps_every_model_version_in_full_and_shows_the_pack_first():
     assert flag.model_version_label == "default@2026.11.4"
     assert Flag(model_version="detector=d@1,objects=o@2").model_version_label == "detector=d@1,objects=o@2"
     assert len(Flag(model_version="x" * 300).model_version_label) == 40
+
+
+def test_a_live_identity_flag_ends_where_the_other_person_was_last_seen_and_says_why(alice):
+    """Issue 11, through the real session service: someone else, then nobody, then two people, then alice."""
+    start = session_open(attempt_id=attempt_of(alice).pk, user=alice)
+    script = [seen(similarity=0.1)] * 5 + [seen(faces=0)] * 4 + [seen(faces=2)] * 4 + [seen()] * 4
+    feed(start.session_id, script)
+    flags = {f.kind: f for f in Flag.objects.all()}
+    identity = flags["identity_mismatch"]
+    assert (identity.started_seq, identity.ended_seq) == (3, 5)
+    assert identity.details["ended_because"] == "unknown"
+    assert {"face_not_found", "multiple_faces"} <= set(flags)
+    session = ProctoringSession.objects.get()
+    again = rules.rescore(
+        frame_records_for_session(session=session), rules.RuleSettings.from_dict(session.settings_snapshot)
+    )
+    assert {(s.kind, s.started_seq, s.ended_seq) for s in again if s.kind == "identity_mismatch"} == {
+        ("identity_mismatch", 3, 5)}  # fmt: skip

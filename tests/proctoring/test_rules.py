@@ -245,3 +245,28 @@ def test_a_record_from_an_observation_makes_an_absolute_pose_relative():
     assert record.face_scores == (0.9, 0.6)
     assert record.phone_score == 0.8 and record.objects == {"book": 0.6}
     assert record.similarity == 0.7123
+
+
+def test_an_identity_flag_spans_only_the_frames_that_showed_the_other_person():
+    """Issue 11: someone else for 5 frames, then nobody, then two people, then alice again. The mismatch flag ends
+    at the last frame that showed the other person, not when alice comes back; re-scoring gives the same span."""
+    someone_else = [alice(s, similarity=0.1) for s in range(1, 6)]
+    nobody = [alice(s, face_count=0, face_scores=(), identity_checked=False, similarity=None) for s in range(6, 10)]
+    two = [
+        alice(s, face_count=2, face_scores=(0.98, 0.9), identity_checked=False, similarity=None) for s in range(10, 14)
+    ]
+    back = [alice(s) for s in range(14, 18)]
+    records = [*someone_else, *nobody, *two, *back]
+    decisions = run(records)
+    [opened] = [o for d in decisions for o in d.opens if o.kind == "identity_mismatch"]
+    [closed] = [c for d in decisions for c in d.closes if c.kind == "identity_mismatch"]
+    assert (opened.seq, closed.seq, closed.at, closed.reason) == (3, 5, records[4].at, "unknown")
+    assert decisions[7].closes == (closed,)  # decided on the third frame that could not tell
+    # The other kinds keep their own spans: nobody on camera, then two people.
+    kinds = {o.kind for d in decisions for o in d.opens}
+    assert {"face_not_found", "multiple_faces"} <= kinds
+    spans = {s.kind: s for s in rules.rescore(records, RuleSettings())}
+    assert (spans["identity_mismatch"].started_seq, spans["identity_mismatch"].ended_seq) == (3, 5)
+    # A clean frame or a positive one in between resets the count: two unknown frames are not enough.
+    gap = [*someone_else, *nobody[:2], alice(8, similarity=0.1), *nobody[2:]]
+    assert not [c for d in run(gap) for c in d.closes if c.kind == "identity_mismatch"]
