@@ -405,4 +405,6 @@ def test_buffalo_manifests_state_the_non_commercial_licence_plainly(name):
         if pf.source["kind"] == "url":
             assert pf.licence.startswith("NON-COMMERCIAL"), pf.name
     assert "NON-COMMERCIAL" in manifest.summary
-    assert manifest.models["objects"] == packs.load_manifest("default").models["objects"]
+    inherited = {k: v for k, v in manifest.models["objects"].items() if k != "inherited_from"}
+    assert inherited == packs.load_manifest("default").models["objects"]
+    assert manifest.role_pack("objects") == "default" and manifest.role_pack("embedder") == manifest.name

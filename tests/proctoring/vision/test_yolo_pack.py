@@ -318,7 +318,8 @@ def test_yolo_install_without_weights_names_the_fix(tmp_path, settings, monkeypa
 def test_yolo_pack_takes_the_default_packs_face_models_as_they_are_calibrated_there(tmp_path, monkeypatch):
     default, yolo = packs.load_manifest("default"), packs.load_manifest("yolo")
     for role in ("detector", "pose", "embedder"):
-        assert yolo.models[role] == default.models[role], role
+        assert {k: v for k, v in yolo.models[role].items() if k != "inherited_from"} == default.models[role], role
+        assert yolo.role_pack(role) == "default"  # whose model it is (enrolments made under default stay current)
         for fname in default.models[role]["files"].values():
             owner = next(f for f in default.files.values() if fname in f.outputs())
             assert yolo.files[owner.name] == owner, fname
