@@ -276,3 +276,27 @@ def test_deleting_an_account_removes_its_photos(alice, people, alice_frames, ana
     assert all(f.exists() for f in files)
     alice.delete()
     assert not any(f.exists() for f in files)
+
+
+def test_the_admin_upload_page_lists_every_bad_file_and_attaches_a_good_photo(client, alice, people, analyzer):
+    """The admin's "Add reference photos": a zip with problems attaches nothing and lists each; one student's photo
+    by username attaches it."""
+    StudentFactory(username="bob")
+    client.force_login(AdminFactory())
+    url = reverse("admin:proctoring_referencephoto_upload")
+    assert client.get(url).status_code == 200
+    assert url in client.get(reverse("admin:proctoring_referencephoto_changelist")).content.decode()
+    archive = io.BytesIO(zipped({"alice.jpg": people["astronaut"], "bob.jpg": people["zidane"], "carol.jpg": b"x"}))
+    archive.name = "photos.zip"
+    page = client.post(url, {"student": "", "file": archive})
+    body = page.content.decode()
+    assert page.status_code == 200 and "Nothing was attached" in body
+    assert "bob.jpg: the photo shows 2 faces" in body and "carol.jpg: no student with the username" in body
+    assert not ReferencePhoto.objects.exists()
+    photo = io.BytesIO(people["astronaut"])
+    photo.name = "card.jpg"
+    done = client.post(url, {"student": "alice", "file": photo})
+    assert done.status_code == 302
+    assert ReferencePhoto.objects.get().user == alice
+    client.force_login(InstructorFactory(username="ivan"))
+    assert client.get(url).status_code == 302  # the admin sends anyone but staff to its login

@@ -19,21 +19,10 @@ from proctoring.models import EnrolmentDecision, FaceTemplate
 from proctoring.services.consent import consent_record
 from proctoring.services.enrolment import face_enrol
 from proctoring.services.identity import reference_photo_set
-from tests.browser import assert_accessible, launch, require_browser
+from tests.browser import assert_accessible, launch, require_browser, sign_in
 from tests.factories import DEFAULT_PASSWORD, EnrollmentFactory, ExamFactory
 from tests.proctoring.test_enrolment import alice_frames, analyzer, evalset  # noqa: F401 - fixtures
 from tests.review.test_review_browser import ARTIFACTS
-
-
-def _sign_in(browser, url: str, username: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(15_000)
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{url}/")
-    return page
 
 
 def _inside(page, locator, width: int) -> None:
@@ -71,7 +60,7 @@ def test_charlie_compares_the_photos_and_approves_and_alice_can_start(
         browser = launch(playwright)
         try:
             # 1. alice presses Start: told calmly what is missing, her exam time not started.
-            student = _sign_in(browser, live_server.url, "alice")
+            student = sign_in(browser, live_server.url, "alice", DEFAULT_PASSWORD)
             student.on("pageerror", lambda error: errors.append(str(error)))
             student.goto(f"{live_server.url}/exams/{exam.pk}/")
             student.get_by_role("button", name="Start exam").click()
@@ -85,7 +74,7 @@ def test_charlie_compares_the_photos_and_approves_and_alice_can_start(
             assert_accessible(student, "the student's identity check")
 
             # 2. charlie opens the identity review from the review index: both photos load, side by side.
-            page = _sign_in(browser, live_server.url, "charlie")
+            page = sign_in(browser, live_server.url, "charlie", DEFAULT_PASSWORD)
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(f"{live_server.url}/review/")
             page.get_by_role("link", name="Identity review").click()

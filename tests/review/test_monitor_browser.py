@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import assert_accessible, launch, require_browser, wait_for_port
+from tests.browser import assert_accessible, launch, require_browser, sign_in, wait_for_port
 from tests.proctoring.fakes import frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,18 +105,6 @@ def server(tmp_path):
             proc.wait(timeout=5)
 
 
-def _login(browser, url: str, username: str, password: str):
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{url}/")
-    return page
-
-
 @pytest.mark.browser
 def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(server):
     require_browser()
@@ -128,7 +116,7 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            charlie = _login(browser, url, "charlie", seed["password"])
+            charlie = sign_in(browser, url, "charlie", seed["password"], width=1100, height=800)
             charlie.on("pageerror", lambda error: errors.append(str(error)))
             told: list[str] = []  # what the page tells its monitor socket
             charlie.on("websocket", lambda ws: ws.on("framesent", lambda text: told.append(text)))
@@ -143,8 +131,8 @@ def test_charlie_sees_two_streaming_students_and_his_message_reaches_alice(serve
             )
             expect(charlie.locator("#monitor-empty")).to_be_hidden()
 
-            alice = _login(browser, url, "alice", seed["password"])
-            bob = _login(browser, url, "bob", seed["password"])
+            alice = sign_in(browser, url, "alice", seed["password"], width=1100, height=800)
+            bob = sign_in(browser, url, "bob", seed["password"], width=1100, height=800)
             alice.evaluate(STREAM_JS, [alice_id, base64.b64encode(frame("alice")).decode()])
             bob.evaluate(STREAM_JS, [bob_id, base64.b64encode(frame("phone")).decode()])
 
