@@ -236,5 +236,9 @@ def _embedding_model_of(pack: str) -> tuple[str, str]:
 
 def enrolment_is_current(*, user, pack: str | None = None) -> bool:
     """True when the user has a template made by the current pack's embedding model (else: re-enrol, 4412)."""
+    from proctoring.vision.packs import embedding_pack_of
+
     template = FaceTemplate.objects.filter(user=user).only("pack", "model_id").first()
-    return template is not None and (template.pack, template.model_id) == current_embedding_model(pack=pack)
+    if template is None:
+        return False
+    return (embedding_pack_of(template.pack), template.model_id) == current_embedding_model(pack=pack)

@@ -86,12 +86,13 @@ class FrameOutcome:
 def _enrolment_current(enrolled: EnrolledFace) -> bool:
     """Whether an enrolment is in the embedding space the workers use now (enrolment.current_embedding_model)."""
     from proctoring.services.enrolment import current_embedding_model
+    from proctoring.vision.packs import embedding_pack_of
 
     try:
         expected = current_embedding_model(pack=django_settings.MODEL_PACK)
     except Exception:  # noqa: BLE001 - without a readable manifest the workers report the real error per frame
         return True
-    return (enrolled.pack, enrolled.model_id) == expected
+    return (embedding_pack_of(enrolled.pack), enrolled.model_id) == expected
 
 
 def _when(epoch: float) -> datetime:

@@ -53,6 +53,7 @@ verifies, it only verifies. A missing or tampered file raises ModelPackError wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -137,6 +138,17 @@ def fix_hint(name: str) -> str:
 
 def available_packs() -> list[str]:
     return sorted(p.stem for p in MANIFEST_DIR.glob("*.json"))
+
+
+@functools.lru_cache(maxsize=16)
+def embedding_pack_of(name: str) -> str:
+    """The pack whose embedder `name` uses (itself, or the one it inherits the embedder from), so that an enrolment
+    recorded under default-int8 before enrolments named the embedder's own pack still counts as default's. A name no
+    manifest knows stands for itself."""
+    try:
+        return load_manifest(name).role_pack("embedder")
+    except (ModelPackError, ValueError, OSError):
+        return name
 
 
 def load_manifest(name: str) -> Manifest:

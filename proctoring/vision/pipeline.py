@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .base import FaceDetector, FaceEmbedder, Keypoints, ObjectDetector, PoseEstimator, l2_normalise
-from .packs import Manifest, ModelPackError, build_models
+from .packs import Manifest, ModelPackError, build_models, embedding_pack_of
 from .types import EnrolledFace, Face, Gaze, Identity, Observation, Pose
 
 DEFAULT_OBJECTS = frozenset({"cell phone"})
@@ -175,7 +175,7 @@ class Analyzer:
 
     def compatibility_error(self, enrolled: EnrolledFace) -> str | None:
         """Why an enrolment cannot be compared with this analyzer's embeddings, or None when it can."""
-        if enrolled.pack != self.embedding_pack or enrolled.model_id != self.embedding_model_id:
+        if embedding_pack_of(enrolled.pack) != self.embedding_pack or enrolled.model_id != self.embedding_model_id:
             return (
                 f"enrolled with {enrolled.pack}/{enrolled.model_id}, but this server uses "
                 f"{self.embedding_pack}/{self.embedding_model_id}: the student must re-enrol"

@@ -204,3 +204,12 @@ def test_packs_that_take_the_default_embedder_keep_its_enrolments(analyzer, alic
         service_missing(f"the default-int8 pack is not installed ({exc})")
     seen = int8.analyze(alice_frames[0], enrolled=enrolled_face_of(user=alice), objects=frozenset())
     assert seen.identity_error is None and seen.identity.match
+    # An enrolment recorded as default-int8's (before enrolments named the embedder's own pack) still counts.
+    FaceTemplate.objects.filter(user=alice).update(pack="default-int8")
+    assert enrolment_is_current(user=alice)
+    settings.MODEL_PACK = "default"
+    assert enrolment_is_current(user=alice)
+    seen = analyzer.analyze(alice_frames[0], enrolled=enrolled_face_of(user=alice), objects=frozenset())
+    assert seen.identity_error is None and seen.identity.match
+    FaceTemplate.objects.filter(user=alice).update(pack="buffalo_l")  # another embedding space: re-enrol
+    assert not enrolment_is_current(user=alice)
