@@ -130,9 +130,10 @@ class Model(ABC):
         source = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if pixels.rgb else image
         return ((source.astype(np.float32) - pixels.mean) * (1.0 / pixels.scale))[None]
 
-    def run_session(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """One input tensor -> the list of outputs, in the model's output order, whichever runtime holds it."""
-        session = self.session
+    def run_session(self, tensor: np.ndarray, session: Any = None) -> list[np.ndarray]:
+        """One input tensor -> the list of outputs, in the model's output order, whichever runtime holds it.
+        `session`: another of this model's sessions (Face Mesh's iris model) instead of its main one."""
+        session = session if session is not None else self.session
         if hasattr(session, "get_inputs"):  # onnxruntime.InferenceSession (or a fake with its shape)
             return session.run(None, {session.get_inputs()[0].name: tensor})
         result = session(tensor)  # openvino.CompiledModel

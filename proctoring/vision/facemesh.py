@@ -120,12 +120,7 @@ class FaceMeshPoseEstimator(PoseEstimator):
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if mirrored:
             crop = np.ascontiguousarray(crop[:, ::-1])
-        session = self.session
-        try:
-            self.session = self.iris_session
-            outputs = self._timed(self.run_session, self.to_tensor(crop, PIXELS))
-        finally:
-            self.session = session
+        outputs = self._timed(self.run_session, self.to_tensor(crop, PIXELS), self.iris_session)
         iris = next(o for o in outputs if o.size == 5 * 3).reshape(5, 3)[:1, :2].astype(np.float64)
         contour = next(o for o in outputs if o.size == 71 * 3).reshape(71, 3)[:, :2].astype(np.float64)
         both = np.vstack([iris, contour])
