@@ -75,8 +75,18 @@ class ExamForm(forms.Form):
         initial=Exam.IdentityAssurance.NONE,
         widget=forms.RadioSelect,
         help_text=(
-            "Compares the student's webcam enrolment with the reference photo an admin or instructor added. "
+            "Compares the student's webcam enrolment with the reference photo an admin or instructor added, and with "
+            "the photo ID when the exam asks for one. "
             "A mismatch is never final: a person reviews it in the identity queue."
+        ),
+    )
+
+    photo_id_required = forms.BooleanField(
+        label="Ask for a photo ID",
+        required=False,
+        help_text=(
+            "Before the exam starts, the student holds a photo ID up beside their face once per enrolment. The face on "
+            "the ID is matched with the enrolment, and the picture kept as evidence in the identity queue."
         ),
     )
 
@@ -118,6 +128,7 @@ class ExamForm(forms.Form):
             "checks": [key for key, _ in PROCTORING_CHECKS if key in current.checks],
             "sensitivity": preset,
             "identity_assurance": exam.identity_assurance,
+            "photo_id_required": exam.photo_id_required,
         }
 
     def service_kwargs(self) -> dict[str, Any]:
@@ -142,6 +153,7 @@ class ExamForm(forms.Form):
             "proctoring_settings": settings,
             # Left out (a form from before the setting): keep what the exam has.
             "identity_assurance": data.get("identity_assurance") or None,
+            "photo_id_required": data.get("photo_id_required", False),
         }
 
 

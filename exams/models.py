@@ -31,6 +31,9 @@ class Exam(models.Model):
     identity_assurance = models.CharField(
         max_length=16, choices=IdentityAssurance.choices, default=IdentityAssurance.NONE
     )
+    # The student holds a photo ID up to the camera once per enrolment before this exam starts; the face printed on
+    # it is matched with the enrolment, and the picture kept as evidence (issue 11).
+    photo_id_required = models.BooleanField(default=False)
     # The zone its times were entered in (the instructor's): students see their own local time beside it.
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)

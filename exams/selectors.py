@@ -106,9 +106,9 @@ def attempts_overdue_for(*, student: User) -> QuerySet[Attempt]:
 
 
 def exam_setup_missing(*, exam: Exam, student: User, now: datetime | None = None) -> str | None:
-    """The proctoring set-up step a student must finish before starting this exam ("consent", "enrolment" or
-    "identity"), or None. Checked before the attempt starts, because the clock runs from the start: a student who
-    finds out on the exam page that they still have to enrol loses exam time to it.
+    """The proctoring set-up step a student must finish before starting this exam ("consent", "enrolment",
+    "photo_id" or "identity"), or None. Checked before the attempt starts, because the clock runs from the start: a
+    student who finds out on the exam page that they still have to enrol loses exam time to it.
 
     Only a new attempt is gated: resuming one still in progress goes straight back to it, since its clock runs
     either way. Exams without proctoring need nothing, and a start that attempt_start would refuse anyway (not

@@ -365,6 +365,7 @@ def exam_create(
     proctoring_enabled: bool = True,
     proctoring_settings: dict[str, Any] | None = None,
     identity_assurance: str | None = None,
+    photo_id_required: bool | None = None,
     time_zone: str | None = None,
 ) -> Exam:
     """Create an exam. `time_zone` is the zone its times were entered in (default: the active one, the
@@ -389,6 +390,7 @@ def exam_create(
         proctoring_enabled=proctoring_enabled,
         proctoring_settings=dict(proctoring_settings or {}),
         identity_assurance=_identity_assurance(identity_assurance or Exam.IdentityAssurance.NONE),
+        photo_id_required=bool(photo_id_required),
         time_zone=time_zone or timezone.get_current_timezone_name(),
         published=False,
     )
@@ -406,6 +408,7 @@ def exam_update(
     proctoring_enabled: bool = True,
     proctoring_settings: dict[str, Any] | None = None,
     identity_assurance: str | None = None,
+    photo_id_required: bool | None = None,
     time_zone: str | None = None,
 ) -> Exam:
     """Update an exam. Proctoring settings are merged over the stored ones, so keys this form doesn't know (set by
@@ -427,6 +430,8 @@ def exam_update(
     exam.proctoring_settings = {**(exam.proctoring_settings or {}), **(proctoring_settings or {})}
     if identity_assurance is not None:
         exam.identity_assurance = _identity_assurance(identity_assurance)
+    if photo_id_required is not None:
+        exam.photo_id_required = photo_id_required
     exam.time_zone = time_zone or timezone.get_current_timezone_name()
     exam.save()
     return exam

@@ -111,12 +111,16 @@ SETUP_MESSAGES = {
         "This exam is proctored. Before you start, please enrol your face: it takes about a minute. "
         "Your exam time has not started."
     ),
+    "photo_id": (
+        "This exam asks you to show a photo ID, such as your student card, to your camera once before it starts. "
+        "Your exam time has not started."
+    ),
     "identity": (
         "This exam checks who enrolled before it starts, and that check is not complete yet. "
         "Your exam time has not started."
     ),
 }
-SETUP_PAGES = {"consent": "proctoring:consent", "enrolment": "proctoring:enrol"}
+SETUP_PAGES = {"consent": "proctoring:consent", "enrolment": "proctoring:enrol", "photo_id": "proctoring:enrol_id"}
 
 
 def _setup_redirect(request: HttpRequest, *, exam: Exam, missing: str) -> HttpResponse:
@@ -130,6 +134,8 @@ def _setup_redirect(request: HttpRequest, *, exam: Exam, missing: str) -> HttpRe
         if exam.proctoring_enabled
         else reverse("exam_detail", args=[exam.id])
     )
+    if exam.photo_id_required and missing in ("consent", "enrolment"):
+        after = f"{reverse('proctoring:enrol_id')}?{urlencode({'next': after})}"
     if missing == "consent":
         after = f"{reverse('proctoring:enrol')}?{urlencode({'next': after})}"
     return redirect(f"{reverse(SETUP_PAGES[missing])}?{urlencode({'next': after})}")

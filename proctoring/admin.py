@@ -426,19 +426,27 @@ class FaceTemplateAdmin(admin.ModelAdmin):
     """Face enrolments and what is known of who made them. Decisions are made in the identity review, where the
     photos sit side by side; here they are listed and filtered."""
 
-    list_display = ("user", "enrolment_photo", "verification", "similarity", "threshold", "verified_by", "updated_at")
+    list_display = (
+        "user", "enrolment_photo", "id_photo", "verification", "similarity", "id_similarity", "threshold",
+        "verified_by", "updated_at",
+    )  # fmt: skip
     list_select_related = ("user", "verified_by")
     list_filter = ("verification", "pack")
     search_fields = ("user__username", "user__first_name", "user__last_name")
-    exclude = ("embedding", "photo_path")
+    exclude = ("embedding", "photo_path", "id_photo_path")
     readonly_fields = (
         "user", "pack", "model_id", "dim", "neutral_yaw", "neutral_pitch", "neutral_roll", "frames_used", "quality",
-        "verification", "similarity", "threshold", "verified_at", "verified_by", "verification_note",
+        "verification", "similarity", "id_similarity", "id_captured_at", "threshold", "verified_at", "verified_by",
+        "verification_note",
     )  # fmt: skip
 
     @admin.display(description="Enrolment photo")
     def enrolment_photo(self, obj: FaceTemplate) -> str:
         return _identity_thumbnail(obj.user_id, "enrolment") if obj.photo_path else "-"
+
+    @admin.display(description="Photo ID")
+    def id_photo(self, obj: FaceTemplate) -> str:
+        return _identity_thumbnail(obj.user_id, "id") if obj.id_photo_path else "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -34,8 +34,8 @@ class FaceTemplate(models.Model):
         mismatch waits for one."""
 
         UNVERIFIED = "unverified", "Not verified"
-        MATCHED = "matched", "Matches the reference photo"
-        MISMATCH = "mismatch", "Does not match the reference photo"
+        MATCHED = "matched", "Matches the reference or ID photo"
+        MISMATCH = "mismatch", "Does not match the reference or ID photo"
         APPROVED = "approved", "Approved by a person"
         REJECTED = "rejected", "Rejected by a person"
 
@@ -51,6 +51,15 @@ class FaceTemplate(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     verification_note = models.TextField(blank=True)
+    # The photo ID the student held up beside their face, when an exam asked for one: the whole webcam frame, kept
+    # in private storage as evidence (PROCTORING_RETENTION_DAYS after it was taken, like flags' snapshots), and the
+    # similarity of the face printed on it to the enrolment. It belongs to this enrolment: re-enrolling clears it.
+    # The similarity and the time stay when retention removes the image.
+    id_photo_path = models.CharField(max_length=255, blank=True)
+    id_similarity = models.FloatField(null=True, blank=True)
+    id_captured_at = models.DateTimeField(null=True, blank=True)
+    # Where the ID's printed face is in that picture, [x1, y1, x2, y2] in pixels: the review shows it enlarged.
+    id_face_box = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"Face template of {self.user} ({self.pack}/{self.model_id})"

@@ -36,10 +36,10 @@ def attempt_started_to_monitor(sender: Any, *, attempt: Attempt, **kwargs: Any) 
 
 
 def private_photo_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
-    """An enrolment (FaceTemplate) or a reference photo row is gone (a deleted account, an admin's delete): its
-    private file goes too, once the deletion is committed."""
+    """An enrolment (FaceTemplate, with its enrolment and ID photos) or a reference photo row is gone (a deleted
+    account, an admin's delete, retention): its private files go too, once the deletion is committed."""
     from proctoring.services.evidence import private_delete
 
-    relative = getattr(instance, "photo_path", None) or getattr(instance, "path", "")
-    if relative:
-        transaction.on_commit(lambda: private_delete(relative))
+    paths = [getattr(instance, name, "") for name in ("photo_path", "id_photo_path", "path")]
+    for relative in filter(None, paths):
+        transaction.on_commit(lambda relative=relative: private_delete(relative))

@@ -140,6 +140,8 @@ class SetupStatus:
 
     consent: bool
     enrolment: bool
+    # The photo ID the exam asks the student to hold up, taken with the current enrolment.
+    photo_id: bool = True
     identity: bool = True
     # What the exam requires and what is known of the enrolment, for the page that explains a shortfall.
     identity_required: str = "none"
@@ -147,11 +149,13 @@ class SetupStatus:
 
     @property
     def missing(self) -> str | None:
-        """The first step still to do (consent, then enrolment, then identity), or None."""
+        """The first step still to do (consent, enrolment, the photo ID, then identity), or None."""
         if not self.consent:
             return "consent"
         if not self.enrolment:
             return "enrolment"
+        if not self.photo_id:
+            return "photo_id"
         if not self.identity:
             return "identity"
         return None
@@ -173,12 +177,14 @@ def proctoring_setup_status(*, user: Any, exam: Any = None) -> SetupStatus:
         # report the failure (the same choice as the enrolment page makes).
         logger.exception("Cannot tell which embedding model is current")
         enrolment = FaceTemplate.objects.filter(user=user).exists()
-    template = FaceTemplate.objects.filter(user=user).only("verification").first()
+    template = FaceTemplate.objects.filter(user=user).only("verification", "id_captured_at").first()
     required = exam.identity_assurance if exam is not None else "none"
     identity = exam is None or identity_satisfies(exam=exam, template=template)
+    photo_id = exam is None or not exam.photo_id_required or (template is not None and template.id_captured_at)
     return SetupStatus(
         consent=consent,
         enrolment=enrolment,
+        photo_id=bool(photo_id),
         identity=identity,
         identity_required=required,
         verification=template.verification if template else None,

@@ -28,9 +28,8 @@ def snapshot_view(request: HttpRequest, snapshot_id: int) -> HttpResponse:
 def identity_photo(request: HttpRequest, student_id: int, kind: str) -> HttpResponse:
     """A student's enrolment or reference photo, to someone who may verify them (issue 11); audited like evidence."""
     try:
-        relative = identity_photo_for_viewer(actor=request.user, student_id=student_id, kind=kind)
-        data = private_path(relative).read_bytes()
-    except (IdentityError, FileNotFoundError):
+        data = identity_photo_for_viewer(actor=request.user, student_id=student_id, kind=kind)
+    except IdentityError:
         raise Http404("No such photo among your students") from None
     identity_view_record(viewer=request.user, student_id=student_id, kind=kind)
     return _private_jpeg(data, f"{kind}-{student_id}.jpg")

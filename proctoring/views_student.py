@@ -159,6 +159,50 @@ def enrol(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
+def enrol_id(request: HttpRequest) -> HttpResponse:
+    """The photo ID step (issue 11): the student holds their ID up beside their face, once per enrolment."""
+    next_url = _safe_next(request, "")
+    if not consent_given(user=request.user):
+        return redirect(_with_next(reverse("proctoring:consent"), request.get_full_path()))
+    if not _enrolment_current(request.user):
+        return redirect(_with_next(reverse("proctoring:enrol"), request.get_full_path()))
+    template = FaceTemplate.objects.filter(user=request.user).only("id_captured_at").first()
+    return render(
+        request,
+        "proctoring/enrol_id.html",
+        {"template": template, "next": next_url, "before_exam": leads_to_exam_start(next_url)},
+    )
+
+
+@require_POST
+@json_login_and_consent_required
+def enrol_id_frame(request: HttpRequest) -> JsonResponse:
+    """Check one webcam photo of the student holding their ID; keep it when it is usable."""
+    if not rate_allow(key=f"enrol-check:{request.user.pk}", limit=CHECK_LIMIT, window_s=CHECK_WINDOW_S):
+        return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
+    from proctoring.vision.frames import FrameError
+
+    try:
+        image = _decode_upload(request.FILES.get("frame"))
+    except FrameError as exc:
+        return _json_error(400, exc.reason, exc.message)
+
+    from proctoring.services.identity import photo_id_record
+    from proctoring.vision.packs import ModelPackError
+
+    try:
+        check = photo_id_record(user=request.user, image=image)
+    except ModelPackError:
+        logger.exception("Photo ID check unavailable: model pack")
+        return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
+    if not check.ok:
+        return _json_error(422, check.reason, check.message)
+    template = FaceTemplate.objects.filter(user=request.user).only("id_captured_at").first()
+    captured = template.id_captured_at.isoformat() if template and template.id_captured_at else None
+    return JsonResponse({"ok": True, "reason": check.reason, "message": check.message, "captured_at": captured})
+
+
 def _decode_upload(upload):
     """Decode one uploaded file into a BGR image, or raise FrameError with a calm message."""
     from proctoring.vision.frames import FrameError, decode_frame
@@ -319,7 +363,8 @@ IDENTITY_EXPLAINED = {
         "look at your enrolment and approve it themselves."
     ),
     ("matched", "mismatch"): (
-        "Your enrolment and the reference photo on file did not match closely enough for the automatic check. This "
+        "Your enrolment did not match the reference photo on file or your photo ID closely enough for the automatic "
+        "check. This "
         "is not a decision about you: a person will compare the photos, and you can start as soon as they approve. "
         "If the light was poor or your appearance has changed, enrolling again in good light may also help."
     ),
@@ -328,8 +373,8 @@ IDENTITY_EXPLAINED = {
         "yet. You do not need to do anything else: you can start as soon as they approve."
     ),
     (None, "rejected"): (
-        "A person compared your enrolment with the reference photo and could not confirm it is you. Please enrol "
-        "again in good light, facing the camera, or talk to your instructor."
+        "A person compared your enrolment with your reference or ID photo and could not confirm it is you. Please "
+        "enrol again in good light, facing the camera, or talk to your instructor."
     ),
 }
 

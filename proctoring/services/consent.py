@@ -13,7 +13,8 @@ from django.db import transaction
 from proctoring.models import ConsentRecord
 
 # Bump whenever the text in templates/proctoring/consent.html changes in substance.
-CONSENT_NOTICE_VERSION = "2026-11b"  # 2026-11b: one enrolment photo kept, reference photos (issue 11)
+# 2026-11b: one enrolment photo kept, reference photos; 2026-11c: the photo ID picture kept as evidence (issue 11).
+CONSENT_NOTICE_VERSION = "2026-11c"
 
 
 def consent_retention_days() -> int:

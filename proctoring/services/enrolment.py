@@ -179,8 +179,8 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
     typical = max(range(len(good)), key=lambda j: cosine(vectors[j], mean))
     photo = private_write(directory=IDENTITY_DIR, data=encode_jpeg(images[good[typical][0]], quality=90))
     with transaction.atomic():
-        previous = FaceTemplate.objects.select_for_update().filter(user=user).values_list("photo_path", flat=True)
-        old_photo = next(iter(previous), "")
+        previous = FaceTemplate.objects.select_for_update().filter(user=user).values_list("photo_path", "id_photo_path")
+        old_photos = next(iter(previous), ())
         template, _ = FaceTemplate.objects.update_or_create(
             user=user,
             defaults={
@@ -204,11 +204,16 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
                     "models": analyzer.models,
                 },
                 "photo_path": photo,
+                # A photo ID was matched with the old face; the student shows it again with the new one.
+                "id_photo_path": "",
+                "id_similarity": None,
+                "id_captured_at": None,
+                "id_face_box": None,
             },
         )
         # A new enrolment is a new face: whatever was known of the old one no longer holds.
         template = enrolment_verify(user=user, reset=True) or template
-        transaction.on_commit(lambda: private_delete(old_photo))
+        transaction.on_commit(lambda: [private_delete(path) for path in old_photos])
     return EnrolmentResult(accepted=len(good), rejections=rejections, template=template)
 
 

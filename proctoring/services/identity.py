@@ -5,8 +5,9 @@ attach a reference photo (the card or admissions photo) to a student: in the adm
 photos named by username, or with `enrol_face --reference`. Every enrolment then has a verification status:
 
 - ``unverified``: no reference to compare with, or a reference made by another embedding model;
-- ``matched`` / ``mismatch``: the enrolment's embedding against the reference photo's, by the pack's identity
-  threshold, with the similarity kept;
+- ``matched`` / ``mismatch``: the enrolment's embedding against the reference photo's and, when the student held a
+  photo ID up to the camera, the face printed on it, by the pack's identity threshold, with the similarities kept;
+  every comparison made must match;
 - ``approved`` / ``rejected``: a person looked at the enrolment photo beside the reference and decided, with a note
   (audited in EnrolmentDecision).
 
@@ -32,6 +33,8 @@ from proctoring.models import EnrolmentDecision, FaceTemplate, ReferencePhoto
 from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.review import NOTE_MAX, ReviewError
 from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_within
+from proctoring.vision.idphoto import MIN_ID_FACE_PX, id_faces
+from proctoring.vision.idphoto import width as face_width
 
 IDENTITY_DIR = "identity"
 # A reference photo is a portrait or a scan, larger than a webcam frame: accept up to 10 MB, and keep a copy that
@@ -132,7 +135,8 @@ def _store_reference(*, user: User, face: ReferenceFace, added_by: User | None, 
 
 
 def enrolment_verify(*, user: User, reset: bool = False) -> FaceTemplate | None:
-    """Compare `user`'s enrolment with their reference photo and record matched, mismatch or unverified.
+    """Compare `user`'s enrolment with their reference photo and the face on their photo ID, where there are any,
+    and record matched (every comparison made matches), mismatch (one does not) or unverified (none to make).
 
     A person's decision stands until the student enrols again (`reset`, which face_enrol passes)."""
     from proctoring.vision.pipeline import cosine
@@ -146,14 +150,16 @@ def enrolment_verify(*, user: User, reset: bool = False) -> FaceTemplate | None:
     reference = ReferencePhoto.objects.filter(user=user).first()
     template.verified_at = template.verified_by = None
     template.verification_note = ""
-    if reference is None or (reference.pack, reference.model_id) != (template.pack, template.model_id):
-        template.verification, template.similarity, template.threshold = Verification.UNVERIFIED, None, None
+    template.similarity = None
+    if reference is not None and (reference.pack, reference.model_id) == (template.pack, template.model_id):
+        template.similarity = round(cosine(_vector(template.embedding), _vector(reference.embedding)), 4)
+    compared = [s for s in (template.similarity, template.id_similarity) if s is not None]
+    if not compared:
+        template.verification, template.threshold = Verification.UNVERIFIED, None
     else:
-        threshold = identity_threshold(pack=template.pack)
-        similarity = cosine(_vector(template.embedding), _vector(reference.embedding))
-        template.similarity = round(similarity, 4)
-        template.threshold = threshold
-        template.verification = Verification.MATCHED if similarity >= threshold else Verification.MISMATCH
+        template.threshold = identity_threshold(pack=template.pack)
+        matched = all(s >= template.threshold for s in compared)
+        template.verification = Verification.MATCHED if matched else Verification.MISMATCH
     template.save(
         update_fields=["verification", "similarity", "threshold", "verified_at", "verified_by", "verification_note"]
     )
@@ -229,6 +235,90 @@ def identity_satisfies(*, exam: Exam, template: FaceTemplate | None) -> bool:
     if required == Exam.IdentityAssurance.MATCHED:
         return template.verification in (Verification.MATCHED, Verification.APPROVED)
     return template.verification == Verification.APPROVED
+
+
+# --- Photo ID -------------------------------------------------------------------------------------------------
+
+ID_MESSAGES = {
+    "not_enrolled": "Please enrol your face first; the photo on your ID is matched with your enrolment.",
+    "no_face": "We couldn't see your face. Sit facing the camera and hold your photo ID up beside your face.",
+    "no_card": (
+        "We can see only one face. Hold the ID up beside your face with the photo towards the camera, so that both "
+        "are in the picture, and tilt it a little if the light shines on it."
+    ),
+    "card_too_small": "The photo on your ID is too small in the picture. Bring the ID a little closer to the camera.",
+    "too_many": "We can see more than one person as well as your ID. Make sure you are alone in the frame.",
+    "different_person": (
+        "The face beside the ID doesn't look like the face you enrolled. Hold your own ID beside your own face. If "
+        "you enrolled in poor light, enrol again first."
+    ),
+    "saved": "Thank you: your ID photo is saved with your enrolment.",
+}
+
+
+@dataclass(frozen=True)
+class IdCheck:
+    """One webcam frame of a student holding their photo ID: usable or not (with what to change), and the
+    similarity of the face printed on the ID to the enrolment."""
+
+    ok: bool
+    reason: str
+    message: str
+    similarity: float | None = None
+    card_box: tuple[float, float, float, float] | None = None
+
+
+def photo_id_check(*, image: np.ndarray, template: FaceTemplate, analyzer=None) -> IdCheck:
+    """Find the live face and the ID's printed face in the frame; the live one must be the enrolled person (who holds
+    the card), the printed one is measured against the enrolment."""
+    from proctoring.vision.pipeline import cosine, get_analyzer
+
+    analyzer = analyzer or get_analyzer()
+    found = id_faces(analyzer.detector, image)
+    if found.live is None:
+        return IdCheck(False, "no_face", ID_MESSAGES["no_face"])
+    if found.card is None:
+        return IdCheck(False, "no_card", ID_MESSAGES["no_card"])
+    if found.count > 2:
+        return IdCheck(False, "too_many", ID_MESSAGES["too_many"])
+    if face_width(found.card) < MIN_ID_FACE_PX:
+        return IdCheck(False, "card_too_small", ID_MESSAGES["card_too_small"], card_box=found.card.box)
+    enrolled = _vector(template.embedding)
+    live = analyzer.describe_face(image, found.live).embedding
+    if live is None or cosine(live, enrolled) < analyzer.identity_threshold:
+        return IdCheck(False, "different_person", ID_MESSAGES["different_person"], card_box=found.card.box)
+    printed = analyzer.describe_face(image, found.card).embedding
+    if printed is None:
+        return IdCheck(False, "no_card", ID_MESSAGES["no_card"], card_box=found.card.box)
+    similarity = round(cosine(printed, enrolled), 4)
+    return IdCheck(True, "saved", ID_MESSAGES["saved"], similarity=similarity, card_box=found.card.box)
+
+
+def photo_id_record(*, user: User, image: np.ndarray, analyzer=None) -> IdCheck:
+    """Check a frame of `user` holding their photo ID and, when it is usable, keep it with their enrolment (replacing
+    an earlier one) and check the enrolment again. A frame that is not usable changes nothing."""
+    template = FaceTemplate.objects.filter(user=user).only("embedding").first()
+    if template is None:
+        return IdCheck(False, "not_enrolled", ID_MESSAGES["not_enrolled"])
+    check = photo_id_check(image=image, template=template, analyzer=analyzer)
+    if not check.ok:
+        return check
+    relative = private_write(directory=IDENTITY_DIR, data=encode_jpeg(image, quality=90))
+    with transaction.atomic():
+        current = FaceTemplate.objects.select_for_update().filter(user=user).first()
+        if current is None or bytes(current.embedding) != bytes(template.embedding):
+            # Re-enrolled (or deleted) while this frame was checked: it was measured against another face.
+            transaction.on_commit(lambda: private_delete(relative))
+            return IdCheck(False, "not_enrolled", ID_MESSAGES["not_enrolled"])
+        old = current.id_photo_path
+        current.id_photo_path = relative
+        current.id_similarity = check.similarity
+        current.id_captured_at = timezone.now()
+        current.id_face_box = [round(float(v), 1) for v in check.card_box or ()] or None
+        current.save(update_fields=["id_photo_path", "id_similarity", "id_captured_at", "id_face_box"])
+        enrolment_verify(user=user)
+        transaction.on_commit(lambda: private_delete(old))
+    return check
 
 
 # --- Bulk import ------------------------------------------------------------------------------------------------
@@ -347,18 +437,46 @@ def identity_queue(*, actor: User, status: str | None = None) -> list[FaceTempla
     return sorted(templates, key=lambda t: (rank.get(t.verification, 9), t.user.get_full_name() or t.user.username))
 
 
-def identity_photo_for_viewer(*, actor: User, student_id: int, kind: str) -> str:
-    """The private path of a student's enrolment or reference photo, for someone who may verify them; raises
-    IdentityError for anything else (the view answers 404 either way)."""
+def identity_photo_for_viewer(*, actor: User, student_id: int, kind: str) -> bytes:
+    """A student's enrolment, reference or ID photo (JPEG), or the ID's printed face enlarged ("id_face"), for
+    someone who may verify them; raises IdentityError for anything else (the view answers 404 either way)."""
+    from proctoring.services.evidence import private_path
+
     student = User.objects.filter(pk=student_id).first()
     if student is None or not user_can_verify(actor=actor, student=student):
         raise IdentityError("No such photo among your students.")
-    if kind == "enrolment":
-        path = FaceTemplate.objects.filter(user=student).values_list("photo_path", flat=True).first()
+    template = FaceTemplate.objects.filter(user=student).only("photo_path", "id_photo_path", "id_face_box").first()
+    path, box = "", None
+    if kind == "enrolment" and template:
+        path = template.photo_path
     elif kind == "reference":
-        path = ReferencePhoto.objects.filter(user=student).values_list("path", flat=True).first()
-    else:
-        path = None
-    if not path:
+        path = ReferencePhoto.objects.filter(user=student).values_list("path", flat=True).first() or ""
+    elif kind in ("id", "id_face") and template:
+        path, box = template.id_photo_path, template.id_face_box
+    if not path or (kind == "id_face" and not box):
         raise IdentityError("No such photo among your students.")
-    return path
+    try:
+        data = private_path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise IdentityError("No such photo among your students.") from exc
+    return face_enlarged(data, box) if kind == "id_face" else data
+
+
+# The printed face on an ID is 30-60 px in the webcam frame: the review shows it at this size beside the others.
+ENLARGED_SIDE = 240
+
+
+def face_enlarged(jpeg: bytes, box: list[float]) -> bytes:
+    """The face at `box` in the JPEG, with some margin, enlarged to ENLARGED_SIDE px square (bicubic)."""
+    import cv2
+
+    image = decode_frame(jpeg, max_bytes=MAX_REFERENCE_BYTES)
+    x1, y1, x2, y2 = box
+    side = 1.6 * max(x2 - x1, y2 - y1)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    h, w = image.shape[:2]
+    left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    crop = image[top : int(min(h, cy + side / 2)), left : int(min(w, cx + side / 2))]
+    scale = ENLARGED_SIDE / max(crop.shape[:2])
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return encode_jpeg(cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC), quality=90)

@@ -4,7 +4,9 @@ What goes, for every proctoring session that ended more than `older_than_days` a
 - its flags' snapshot JPEGs (files and rows),
 - its Observation rows, the per-frame data re-scoring reads.
 And, for every student with no attempt started inside the window (nor one still in progress), their face template
-(the embedding and neutral pose), unless they enrolled inside the window.
+(the embedding and neutral pose, with its enrolment and ID photos), unless they enrolled inside the window. And the
+image of every photo ID taken before the cutoff, like a flag's snapshot: the enrolment keeps the ID's similarity and
+when it was taken, so the exams that asked for it still know it was shown.
 
 What stays: the flags themselves with their reviews, decisions, responses and the audit log of who viewed evidence
 (EvidenceView keeps its `snapshot_ref` when the snapshot row goes). They are the record of what was decided, and
@@ -37,7 +39,7 @@ from django.utils import timezone
 
 from exams.models import Attempt
 from proctoring.models import FaceTemplate, Observation, ProctoringSession, Snapshot
-from proctoring.services.evidence import SNAPSHOT_DIR, snapshot_path
+from proctoring.services.evidence import SNAPSHOT_DIR, private_delete, snapshot_path
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class PurgeReport:
     files_missing: int = 0
     observations: int = 0
     face_templates: int = 0
+    id_photos: int = 0
     orphan_files: int = 0
 
     def as_dict(self) -> dict:
@@ -102,17 +105,20 @@ def evidence_purge(
     snapshots = Snapshot.objects.filter(flag__session__in=sessions.values("pk"))
     observations = Observation.objects.filter(session__in=sessions.values("pk"))
     templates = face_templates_past_retention(cutoff=cutoff)
+    id_photos = FaceTemplate.objects.filter(id_captured_at__lt=cutoff).exclude(id_photo_path="")
 
     if dry_run:
         report.snapshots = snapshots.count()
         report.observations = observations.count()
         report.face_templates = templates.count()
+        report.id_photos = id_photos.exclude(pk__in=templates.values("pk")).count()
         report.orphan_files = sum(1 for _ in _orphan_files(cutoff=cutoff))
         return report
 
     report.snapshots = _purge_snapshots(snapshots, report=report, batch_size=batch_size)
     report.observations = _delete_in_batches(observations, batch_size=batch_size)
     report.face_templates = _delete_in_batches(templates, batch_size=batch_size)
+    report.id_photos = _purge_id_photos(id_photos, batch_size=batch_size)
     report.orphan_files = _purge_orphan_files(cutoff=cutoff)
     logger.info("Evidence purge: %s", report.as_dict())
     return report
@@ -130,6 +136,19 @@ def _purge_snapshots(snapshots: QuerySet[Snapshot], *, report: PurgeReport, batc
             Snapshot.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
             transaction.on_commit(lambda files=files: _unlink(files, report=report))
         deleted += len(batch)
+
+
+def _purge_id_photos(templates: QuerySet[FaceTemplate], *, batch_size: int) -> int:
+    """Forget the ID images, keeping the rest of each enrolment; each file goes once its row no longer names it."""
+    purged = 0
+    while True:
+        batch = list(templates.order_by("pk").values_list("pk", "id_photo_path")[:batch_size])
+        if not batch:
+            return purged
+        with transaction.atomic():
+            FaceTemplate.objects.filter(pk__in=[pk for pk, _ in batch]).update(id_photo_path="")
+            transaction.on_commit(lambda batch=batch: [private_delete(path) for _, path in batch])
+        purged += len(batch)
 
 
 def _resolve(batch: list[tuple[int, str]]) -> list[Path]:

@@ -37,4 +37,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  snapshot files: {report.files_deleted} deleted, {report.files_missing} already gone")
         self.stdout.write(f"  observations: {report.observations}")
         self.stdout.write(f"  face templates: {report.face_templates}")
+        self.stdout.write(f"  photo ID images: {report.id_photos}")
         self.stdout.write(f"  orphaned snapshot files: {report.orphan_files}")
