@@ -57,7 +57,16 @@ def test_a_second_run_reopens_a_demo_exam_whose_window_has_closed(db):
     _seed()
     exam = Exam.objects.get(title="Demo exam")
     assert exam.opens_at < timezone.now() < exam.closes_at
-    assert Exam.objects.count() == 1
+    assert Exam.objects.count() == 2  # the demo exam and the identity demo exam, each once
+
+
+def test_the_identity_demo_exam_asks_for_a_photo_id_and_a_match(db):
+    _seed()
+    exam = Exam.objects.get(title="Identity demo exam")
+    assert exam.published and exam.proctoring_enabled and exam.photo_id_required
+    assert exam.identity_assurance == Exam.IdentityAssurance.MATCHED
+    assert set(exam.enrollments.values_list("student__username", flat=True)) == {"student1", "student2", "student3"}
+    assert exam.questions.count() == Exam.objects.get(title="Demo exam").questions.count()
 
 
 def test_the_demo_exam_can_be_started_by_student1(db, client):

@@ -1,7 +1,9 @@
-"""Demo data: an admin, an instructor, three students and an open, published "Demo exam".
+"""Demo data: an admin, an instructor, three students and two open, published exams: "Demo exam", and "Identity
+demo exam", which asks for a photo ID and an enrolment that matches it (or a reference photo), or a person's
+approval, before it starts (issue 11; the README walks through it).
 
-Idempotent: a second run creates nothing and changes no password; it only moves the demo exam's window forward
-when it would otherwise have closed, so the demo can always be sat.
+Idempotent: a second run creates nothing and changes no password; it only moves a demo exam's window forward
+when it would otherwise have closed, so the demos can always be sat.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from exams.models import Exam, Question
 
 DEFAULT_PASSWORD = "demo-pass-123"
 DEMO_TITLE = "Demo exam"
+IDENTITY_DEMO_TITLE = "Identity demo exam"
+# title -> what else the exam asks for.
+DEMO_EXAMS: dict[str, dict[str, Any]] = {
+    DEMO_TITLE: {},
+    IDENTITY_DEMO_TITLE: {"identity_assurance": Exam.IdentityAssurance.MATCHED, "photo_id_required": True},
+}
 
 USERS = [
     # username, role, first name, last name, staff, superuser
@@ -93,48 +101,57 @@ class Command(BaseCommand):
                 users[username] = user
                 created_users[username] = created
 
-            instructor = users["instructor"]
-            exam = Exam.objects.filter(owner=instructor, title=DEMO_TITLE).first()
-            if exam is None:
-                exam = services.exam_create(
-                    owner=instructor,
-                    title=DEMO_TITLE,
-                    instructions=(
-                        "This is a short demo exam. Answer each question; your answers save as you go.\n"
-                        "The timer shows the time left. Submit when you are done."
-                    ),
-                    opens_at=now - timedelta(days=1),
-                    closes_at=now + timedelta(days=30),
-                    duration_minutes=30,
-                    max_attempts=1,
-                    proctoring_enabled=True,
-                )
-                for spec in QUESTIONS:
-                    services.question_create(
-                        exam=exam,
-                        kind=spec["kind"],
-                        text=spec["text"],
-                        points=spec["points"],
-                        choices=[services.ChoiceSpec(text=t, is_correct=c) for t, c in spec["choices"]],
-                    )
-                exam_state = "created"
-            else:
-                exam_state = "already there"
-                # Keep the demo sittable: reopen a window that has closed or is about to, and never move it
-                # while it is comfortably open (that would be a change for nothing).
-                if exam.opens_at > now or exam.closes_at < now + timedelta(days=1):
-                    exam.opens_at = min(exam.opens_at, now - timedelta(days=1))
-                    exam.closes_at = now + timedelta(days=30)
-                    exam.save(update_fields=["opens_at", "closes_at", "updated_at"])
-                    exam_state = "window reopened"
-            if not exam.published:
-                services.exam_publish(exam=exam, published=True)
-            report = services.enrollment_add_many(
-                exam=exam, users=[users["student1"], users["student2"], users["student3"]]
-            )
+            students = [users["student1"], users["student2"], users["student3"]]
+            states = []
+            for title, extra in DEMO_EXAMS.items():
+                exam, state = _demo_exam(owner=users["instructor"], title=title, now=now, **extra)
+                report = services.enrollment_add_many(exam=exam, users=students)
+                states.append(f"{title} (id {exam.id}): {state}; {len(report.added)} newly enrolled.")
 
-        self.stdout.write(f"Demo exam (id {exam.id}): {exam_state}; {len(report.added)} newly enrolled.")
+        for line in states:
+            self.stdout.write(line)
         self.stdout.write("Logins (username / password):")
         for username, role, *_ in USERS:
             shown = password if created_users[username] else "(existing user: password unchanged)"
             self.stdout.write(f"  {username:<11} {role.label:<11} {shown}")
+
+
+def _demo_exam(*, owner: User, title: str, now, **extra: Any) -> tuple[Exam, str]:
+    """The demo exam of this title, created with its questions the first time; its window reopened if need be."""
+    exam = Exam.objects.filter(owner=owner, title=title).first()
+    if exam is None:
+        exam = services.exam_create(
+            owner=owner,
+            title=title,
+            instructions=(
+                "This is a short demo exam. Answer each question; your answers save as you go.\n"
+                "The timer shows the time left. Submit when you are done."
+            ),
+            opens_at=now - timedelta(days=1),
+            closes_at=now + timedelta(days=30),
+            duration_minutes=30,
+            max_attempts=1,
+            proctoring_enabled=True,
+            **extra,
+        )
+        for spec in QUESTIONS:
+            services.question_create(
+                exam=exam,
+                kind=spec["kind"],
+                text=spec["text"],
+                points=spec["points"],
+                choices=[services.ChoiceSpec(text=t, is_correct=c) for t, c in spec["choices"]],
+            )
+        state = "created"
+    else:
+        state = "already there"
+        # Keep the demo sittable: reopen a window that has closed or is about to, and never move it while it is
+        # comfortably open (that would be a change for nothing).
+        if exam.opens_at > now or exam.closes_at < now + timedelta(days=1):
+            exam.opens_at = min(exam.opens_at, now - timedelta(days=1))
+            exam.closes_at = now + timedelta(days=30)
+            exam.save(update_fields=["opens_at", "closes_at", "updated_at"])
+            state = "window reopened"
+    if not exam.published:
+        services.exam_publish(exam=exam, published=True)
+    return exam, state
