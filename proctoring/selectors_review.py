@@ -218,6 +218,8 @@ class AttemptReview:
     stream_events: list[StreamEvent]
     attention: list[tuple[datetime, int]]
     messages: list[InstructorMessage]
+    # Per frame whose eyes were read: degrees off the student's own straight-ahead gaze (the larger of yaw, pitch).
+    gaze: list[tuple[datetime, float]]
     start: datetime | None
     end: datetime | None
 
@@ -256,11 +258,13 @@ def attempt_review_data(*, attempt: Attempt) -> AttemptReview:
         )
     signals = list(BrowserSignal.objects.filter(session__attempt=attempt).order_by("at", "id"))
     stream_events = list(StreamEvent.objects.filter(session__attempt=attempt).order_by("at", "id"))
-    attention = list(
+    frames = list(
         Observation.objects.filter(session__attempt=attempt)
         .order_by("captured_at", "id")
-        .values_list("captured_at", "attention")
+        .values_list("captured_at", "attention", "gaze_yaw", "gaze_pitch")
     )
+    attention = [(at, value) for at, value, _, _ in frames]
+    gaze = [(at, max(abs(yaw), abs(pitch))) for at, _, yaw, pitch in frames if yaw is not None and pitch is not None]
     times = [s.started_at for s in sessions] + [s.ended_at for s in sessions if s.ended_at]
     times += [t for t, _ in attention] + [s.at for s in signals] + [e.at for e in stream_events]
     times += [f.started_at for f in flags] + [f.ended_at for f in flags if f.ended_at]
@@ -272,6 +276,7 @@ def attempt_review_data(*, attempt: Attempt) -> AttemptReview:
         signals=signals,
         stream_events=stream_events,
         attention=attention,
+        gaze=gaze,
         messages=list(InstructorMessage.objects.filter(attempt=attempt).select_related("sender")),
         start=min(times) if times else None,
         end=max(times) if times else None,

@@ -1,5 +1,5 @@
 """The review timeline as SVG, drawn here: flags as spans, browser signals and stream problems as marks, attention
-as a line chart. Pure: plain data in, markup out; no Django, no chart library.
+and gaze as line charts. Pure: plain data in, markup out; no Django, no chart library.
 
 Made to be read without colour: every flag kind has its own fill pattern and its lane is labelled; the review status
 is written beside each span (and drawn as a solid, thick or dashed outline); marks carry a letter. Each flag span is
@@ -47,6 +47,9 @@ LEFT = 150
 RIGHT = 24
 LANE_H = 28
 CHART_H = 120
+GAZE_H = 80
+# The gaze chart's scale: degrees from the student's own straight-ahead gaze, at least this far.
+GAZE_SCALE = 40.0
 TICKS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
 
@@ -102,6 +105,29 @@ def attention_by_minute(points: Sequence[tuple[float, int]], start: float) -> li
     ]
 
 
+def gaze_by_minute(points: Sequence[tuple[float, float]], start: float) -> list[tuple[str, int, int, int]]:
+    """The gaze series (degrees off the student's own straight-ahead gaze) as a table: (from, frames with the eyes
+    seen, mean, highest) per minute of the session."""
+    buckets: dict[int, list[float]] = {}
+    for at, value in points:
+        buckets.setdefault(int((at - start) // 60), []).append(value)
+    return [
+        (clock(minute * 60), len(vals), int(round(sum(vals) / len(vals))), int(round(max(vals))))
+        for minute, vals in sorted(buckets.items())
+    ]
+
+
+@dataclass(frozen=True)
+class GazeChart:
+    """Where the eyes looked: per frame, degrees off the student's own straight-ahead gaze (the larger of yaw and
+    pitch), for the frames whose eyes could be seen; `limit` is the exam's gaze limit; `used` False when an
+    accommodation leaves gaze out for this student (the chart then says so and draws nothing)."""
+
+    points: Sequence[tuple[float, float]]
+    limit: float
+    used: bool = True
+
+
 def render(
     *,
     start: float,
@@ -113,6 +139,7 @@ def render(
     description: str,
     frame_interval_s: float = 2.0,
     width: int = WIDTH,
+    gaze: GazeChart | None = None,
 ) -> str:
     """The timeline SVG. `start`/`end` bound the time axis (seconds since the epoch)."""
     duration = max(end - start, 1.0)
@@ -125,7 +152,8 @@ def render(
     lanes = [*kinds, "browser", "stream"]
     lane_y = {name: 34 + i * LANE_H for i, name in enumerate(lanes)}
     chart_top = 34 + len(lanes) * LANE_H + 18
-    axis_y = chart_top + CHART_H + 6
+    gaze_top = chart_top + CHART_H + 22
+    axis_y = (gaze_top + GAZE_H if gaze is not None else chart_top + CHART_H) + 6
     legend_y = axis_y + 34
     height = legend_y + 20 + 18 * 2
 
@@ -221,6 +249,9 @@ def render(
         coords = " ".join(f"{x(at)},{y_of(value)}" for at, value in segment)
         out.append(f'<polyline points="{coords}" class="tl-attention"/>')
 
+    if gaze is not None:
+        out += _gaze_chart(gaze, top=gaze_top, x=x, width=width, gap=gap)
+
     # Time axis.
     step = _tick_step(duration)
     out.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{axis_y}" y2="{axis_y}" class="tl-axis"/>')
@@ -240,11 +271,55 @@ def render(
     letters = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in MARK_LETTERS.items())
     out.append(f'<text x="0" y="18" class="tl-note">Marks: {escape(letters)}.</text>')
     out.append(
-        '<text x="0" y="36" class="tl-note">Gaps in the attention line are times with no frames '
-        "(stalls), never counted against the student.</text>"
+        '<text x="0" y="36" class="tl-note">Gaps in the attention and gaze lines are times with no frames '
+        "(stalls) or, for gaze, eyes that could not be read; never counted against the student.</text>"
     )
     out.append("</g></svg>")
     return "\n".join(out)
+
+
+def _gaze_chart(gaze: GazeChart, *, top: float, x, width: int, gap: float) -> list[str]:
+    """The gaze chart under the attention chart: 0 (straight ahead) at the bottom, the exam's limit drawn and named."""
+    scale = max(GAZE_SCALE, gaze.limit * 1.5)
+
+    def y_of(value: float) -> float:
+        return round(top + GAZE_H * (1 - min(value, scale) / scale), 1)
+
+    middle = top + GAZE_H / 2
+    plot_w = width - LEFT - RIGHT
+    out = [
+        f'<text x="{LEFT - 34}" y="{middle}" text-anchor="end" class="tl-lane">Gaze</text>',
+        f'<text x="{LEFT - 34}" y="{middle + 14}" text-anchor="end" class="tl-note">(degrees off)</text>',
+        f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{GAZE_H}" class="tl-chart-bg"/>',
+    ]
+    for value in (0, gaze.limit, scale):
+        out.append(f'<text x="{LEFT - 6}" y="{y_of(value) + 4}" text-anchor="end" class="tl-note">{value:.0f}</text>')
+    if not gaze.used:
+        out.append(
+            f'<text x="{LEFT + 6}" y="{middle + 4}" class="tl-note">Gaze is not used for this student '
+            "(an accommodation): it never counts towards looking away or attention.</text>"
+        )
+        return out
+    yy = y_of(gaze.limit)
+    out.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{yy}" y2="{yy}" class="tl-guide tl-gaze-limit"/>')
+    out.append(
+        f'<text x="{width - RIGHT - 4}" y="{yy - 4}" text-anchor="end" class="tl-band">'
+        f"Looking away past {gaze.limit:.0f}°</text>"
+    )
+    if not gaze.points:
+        out.append(
+            f'<text x="{LEFT + 6}" y="{middle + 4}" class="tl-note">No gaze measured: the eyes were never clear '
+            "enough to read, or the model pack has no gaze.</text>"
+        )
+        return out
+    for segment in _segments(sorted(gaze.points), gap):
+        if len(segment) == 1:
+            at, value = segment[0]
+            out.append(f'<circle cx="{x(at)}" cy="{y_of(value)}" r="2" class="tl-gaze-dot"/>')
+            continue
+        coords = " ".join(f"{x(at)},{y_of(value)}" for at, value in segment)
+        out.append(f'<polyline points="{coords}" class="tl-gaze"/>')
+    return out
 
 
 def _patterns() -> list[str]:

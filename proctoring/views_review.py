@@ -253,10 +253,12 @@ def _timeline_svg(data: Any, attempt: Attempt) -> str:
     counts = ", ".join(
         f"{sum(1 for v in data.flags if v.flag.kind == k)} {KIND_LABELS[k].lower()}" for k in rules.CHECKS
     )
-    interval = (
-        (rules.RuleSettings.from_dict(data.sessions[0].settings_snapshot).frame_interval_ms / 1000.0)
-        if (data.sessions)
-        else 2.0
+    settings = rules.RuleSettings.from_dict(data.sessions[0].settings_snapshot) if data.sessions else None
+    interval = settings.frame_interval_ms / 1000.0 if settings else 2.0
+    gaze = timeline.GazeChart(
+        points=[(at.timestamp(), value) for at, value in data.gaze],
+        limit=settings.gaze_limit if settings else rules.RuleSettings().gaze_limit,
+        used=settings.use_gaze if settings else True,
     )
     return timeline.render(
         start=start,
@@ -270,6 +272,7 @@ def _timeline_svg(data: Any, attempt: Attempt) -> str:
             f"{len(marks)} browser or connection marks. The tables below the chart hold the same data."
         ),
         frame_interval_s=interval,
+        gaze=gaze,
     )
 
 
@@ -289,6 +292,7 @@ def attempt_review(request: HttpRequest, attempt_id: int) -> HttpResponse:
         "data": data,
         "timeline_svg": mark_safe(_timeline_svg(data, attempt)),  # every text inside is escaped by timeline.render
         "attention_rows": timeline.attention_by_minute([(t.timestamp(), v) for t, v in data.attention], start),
+        "gaze_rows": timeline.gaze_by_minute([(t.timestamp(), v) for t, v in data.gaze], start),
         "marks": [(timeline.clock(at.timestamp() - start), lane, label) for at, lane, label in sorted(marks)],
     }
     return render(request, "review/attempt.html", context)

@@ -8,8 +8,10 @@ Screenshots: test-artifacts/review/real-timeline.png, real-attempt.png, real-pre
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
-from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal
+from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal, Observation
+from proctoring.selectors_review import attempt_review_data
 from proctoring.services.rescoring import rescore_preview
 from tests.browser import launch, require_browser
 from tests.conftest import service_missing
@@ -45,6 +47,20 @@ def test_the_scripted_exam_raises_each_kind_and_rescoring_with_its_own_settings_
     assert {k: v for k, v in stricter.after.items() if k != "phone_detected"} == {
         k: v for k, v in stricter.before.items() if k != "phone_detected"
     }
+
+
+@pytest.mark.django_db
+def test_the_timeline_shows_where_the_eyes_looked(client, charlie, scripted_attempt):
+    """The iris model reads the main face's eyes where they are clear; the page draws that gaze under attention,
+    against the exam's limit, and tabulates it by minute."""
+    data = attempt_review_data(attempt=scripted_attempt)
+    with_a_face = Observation.objects.filter(session__attempt=scripted_attempt, face_count__gte=1).count()
+    assert 0 < len(data.gaze) <= with_a_face
+    assert all(0 <= value < 90 for _, value in data.gaze)
+    client.force_login(charlie)
+    page = client.get(reverse("proctoring:review_attempt", args=[scripted_attempt.pk])).content.decode()
+    assert 'class="tl-gaze"' in page and "Looking away past 20°" in page
+    assert "Gaze by minute" in page and "No gaze measured." not in page
 
 
 @pytest.mark.browser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from proctoring.timeline import Mark, Span, attention_by_minute, clock, render
+from proctoring.timeline import GazeChart, Mark, Span, attention_by_minute, clock, gaze_by_minute, render
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 T0 = 1_700_000_000.0
@@ -84,3 +84,38 @@ def test_attention_table_groups_frames_by_minute():
     points = [(T0 + 10, 100), (T0 + 20, 40), (T0 + 70, 0)]
     assert attention_by_minute(points, T0) == [("0:00", 2, 40, 70, 100), ("1:00", 1, 0, 0, 0)]
     assert clock(3725) == "1:02:05"
+
+
+def _texts(svg) -> list[str]:
+    return [t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_gaze_is_drawn_under_attention_with_the_exams_limit_named():
+    points = [(T0 + i * 2, 4.0) for i in range(10)] + [(T0 + 20 + i * 2, 30.0) for i in range(5)]
+    svg = draw(gaze=GazeChart(points=points, limit=20.0))
+    line = svg.find(".//svg:polyline[@class='tl-gaze']", NS)
+    ys = [float(p.split(",")[1]) for p in line.get("points").split()]
+    # Higher on the chart is further off: the averted frames sit above the limit's guide, the calm ones below.
+    guide_y = float(svg.find(".//svg:line[@class='tl-guide tl-gaze-limit']", NS).get("y1"))
+    assert all(y > guide_y for y in ys[:10]) and all(y < guide_y for y in ys[10:])
+    assert "Looking away past 20°" in _texts(svg) and "Gaze" in _texts(svg)
+    attention = svg.find(".//svg:polyline[@class='tl-attention']", NS)
+    assert attention is None  # no attention points given: only gaze drawn
+
+
+def test_gaze_left_out_by_an_accommodation_says_so_and_draws_nothing():
+    svg = draw(gaze=GazeChart(points=[(T0, 35.0)], limit=20.0, used=False))
+    assert svg.find(".//svg:polyline[@class='tl-gaze']", NS) is None
+    assert svg.find(".//svg:circle[@class='tl-gaze-dot']", NS) is None
+    assert any("not used for this student (an accommodation)" in t for t in _texts(svg))
+
+
+def test_no_gaze_measured_is_said_not_drawn_as_zero():
+    svg = draw(gaze=GazeChart(points=[], limit=20.0))
+    assert any(t.startswith("No gaze measured") for t in _texts(svg))
+    assert draw().find(".//svg:rect[@height='80']", NS) is None  # no gaze given: no gaze chart at all
+
+
+def test_gaze_table_groups_frames_by_minute():
+    rows = gaze_by_minute([(T0 + 5, 4.0), (T0 + 30, 10.0), (T0 + 70, 33.4)], T0)
+    assert rows == [("0:00", 2, 7, 10), ("1:00", 1, 33, 33)]
