@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from proctoring.selectors import snapshot_for_viewer
-from proctoring.services.evidence import evidence_view_record, identity_view_record, private_path, snapshot_read
+from proctoring.services.evidence import evidence_view_record, identity_view_record, snapshot_read
 from proctoring.services.identity import IdentityError, identity_photo_for_viewer
 
 

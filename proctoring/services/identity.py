@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts.models import User
 from exams.models import Exam
 from proctoring.models import EnrolmentDecision, FaceTemplate, ReferencePhoto
-from proctoring.services.evidence import private_delete, private_write
+from proctoring.services.evidence import private_delete, private_path, private_write
 from proctoring.services.review import NOTE_MAX, ReviewError
 from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_within
 from proctoring.vision.idphoto import MIN_ID_FACE_PX, id_faces
@@ -440,8 +440,6 @@ def identity_queue(*, actor: User, status: str | None = None) -> list[FaceTempla
 def identity_photo_for_viewer(*, actor: User, student_id: int, kind: str) -> bytes:
     """A student's enrolment, reference or ID photo (JPEG), or the ID's printed face enlarged ("id_face"), for
     someone who may verify them; raises IdentityError for anything else (the view answers 404 either way)."""
-    from proctoring.services.evidence import private_path
-
     student = User.objects.filter(pk=student_id).first()
     if student is None or not user_can_verify(actor=actor, student=student):
         raise IdentityError("No such photo among your students.")
