@@ -4,35 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('proctoring', '0009_facetemplate_neutral_gaze'),
+        ("proctoring", "0009_facetemplate_neutral_gaze"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='facetemplate',
-            name='id_captured_at',
+            model_name="facetemplate",
+            name="id_captured_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='facetemplate',
-            name='id_face_box',
+            model_name="facetemplate",
+            name="id_face_box",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='facetemplate',
-            name='id_photo_path',
+            model_name="facetemplate",
+            name="id_photo_path",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AddField(
-            model_name='facetemplate',
-            name='id_similarity',
+            model_name="facetemplate",
+            name="id_similarity",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='facetemplate',
-            name='verification',
-            field=models.CharField(choices=[('unverified', 'Not verified'), ('matched', 'Matches the reference or ID photo'), ('mismatch', 'Does not match the reference or ID photo'), ('approved', 'Approved by a person'), ('rejected', 'Rejected by a person')], default='unverified', max_length=16),
+            model_name="facetemplate",
+            name="verification",
+            field=models.CharField(
+                choices=[
+                    ("unverified", "Not verified"),
+                    ("matched", "Matches the reference or ID photo"),
+                    ("mismatch", "Does not match the reference or ID photo"),
+                    ("approved", "Approved by a person"),
+                    ("rejected", "Rejected by a person"),
+                ],
+                default="unverified",
+                max_length=16,
+            ),
         ),
     ]
