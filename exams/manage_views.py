@@ -67,6 +67,8 @@ def exam_manage(request: HttpRequest, exam: Exam) -> HttpResponse:
         "needs_grading": selectors.attempts_needing_grading(exam=exam),
         # The review pages matter as long as there is evidence, even after proctoring is switched off.
         "proctored": exam.proctoring_enabled or exam.attempts.filter(proctoring_sessions__isnull=False).exists(),
+        # Opened from an LMS course (LTI): its links, roster and grade book page.
+        "in_lms": exam.lti_links.exists(),
     }
     return render(request, "exams/manage/exam.html", context)
 

@@ -39,7 +39,7 @@ from .exceptions import (
     NotEnrolled,
 )
 from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
-from .signals import attempt_started
+from .signals import attempt_graded, attempt_started
 
 # An answer sent in the last moment before the deadline can reach the server a little after it (the autosave
 # request is in flight, or the page flushes its pending saves when the timer reaches zero). Five seconds covers a
@@ -201,6 +201,7 @@ def attempt_submit(*, attempt: Attempt, now: datetime | None = None) -> Attempt:
         _attempt_grade(locked, now=now)
         locked.save()
         _proctoring_end_on_commit(locked)
+        _graded_on_commit(locked)
     return locked
 
 
@@ -221,7 +222,13 @@ def attempt_expire(*, attempt: Attempt, now: datetime | None = None) -> Attempt:
         _attempt_grade(locked, now=now)
         locked.save()
         _proctoring_end_on_commit(locked)
+        _graded_on_commit(locked)
     return locked
+
+
+def _graded_on_commit(attempt: Attempt) -> None:
+    """Tell whoever follows grades (the LMS grade book) once the new score is committed."""
+    transaction.on_commit(lambda: attempt_graded.send_robust(sender=Attempt, attempt=attempt), robust=True)
 
 
 def _proctoring_end_on_commit(attempt: Attempt) -> None:
@@ -324,6 +331,7 @@ def answer_grade(
         answer.save(update_fields=["points_awarded", "feedback", "graded_by", "graded_at"])
         _attempt_grade(locked, now=now)
         locked.save(update_fields=["score", "max_score", "fully_graded"])
+        _graded_on_commit(locked)
     return answer
 
 

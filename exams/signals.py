@@ -7,3 +7,12 @@ from django.dispatch import Signal
 
 # A new attempt began: sender=Attempt, attempt=<Attempt>. Not sent when an open attempt is resumed.
 attempt_started = Signal()
+
+# An attempt's score was (re)computed: submitted, expired or graded by hand. sender=Attempt, attempt=<Attempt>.
+# Sent after the commit; the LMS grade book listens (exams/lti).
+attempt_graded = Signal()
+
+# A person confirmed an integrity concern about an attempt (a proctoring flag). sender=Attempt, attempt=<Attempt>,
+# kind (e.g. "phone_detected"), at (datetime), confidence (0-1), note. Sent after the commit, only for a person's
+# confirmation, never for a flag the rules raised by themselves. The LMS's Assessment Control Service listens.
+integrity_flag_confirmed = Signal()

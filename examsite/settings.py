@@ -70,6 +70,10 @@ INSTALLED_APPS = [
     "accounts",
     "exams",
     "proctoring",
+    # LTI 1.3 (issue 13): django-lti's registrations, deployments, keys and launch records, and the exams' side of
+    # it (exams/lti: resource links to exams, launches, roster, grades, the proctoring messages).
+    "lti_tool",
+    "exams.lti",
 ]
 
 MIDDLEWARE = [
@@ -216,6 +220,11 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds what must be shared by every server process: the LTI login's state and nonce (a launch may reach
+# another process than its login did) and the rate limits. Redis when REDIS_URL is set; else this process's memory,
+# which is right for one process (`make demo`).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 # Which inference pool the consumer hands frames to: "local" (worker processes inside the ASGI server) or
 # "celery" (Celery workers on the `inference` queue, which needs REDIS_URL). "local" by default, so `make demo`
@@ -268,6 +277,16 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false" if DEBUG else "true")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# LTI 1.3 (README, "Use it from your LMS"). An LMS shows the tool in an iframe: the origins allowed to frame these
+# pages, comma-separated (for example "https://moodle.example.edu,https://canvas.example.edu"); none by default.
+# Inside an iframe the session cookie is a third-party cookie, which needs SameSite=None and Secure (so TLS):
+# LTI_EMBED=true sets both. Browsers that block third-party cookies still work: the launch then offers to continue
+# in a new window.
+LTI_FRAME_ANCESTORS = envlist("LTI_FRAME_ANCESTORS", "")
+if envbool("LTI_EMBED", "false"):
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+
 # Deployments behind TLS (README, "Production settings"): redirect HTTP to HTTPS and send HSTS. Off unless set, so
 # that a plain-HTTP install on a closed network still works; `check --deploy` is clean with the documented values.
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "false")
@@ -293,9 +312,13 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],
-        "frame-ancestors": [NONE],
+        "frame-ancestors": LTI_FRAME_ANCESTORS or [NONE],
     }
 }
+# With LMS origins allowed to frame the pages, the older X-Frame-Options header (DENY by default) must not forbid it;
+# browsers that know frame-ancestors follow it instead.
+if LTI_FRAME_ANCESTORS:
+    MIDDLEWARE.remove("django.middleware.clickjacking.XFrameOptionsMiddleware")
 
 LOGGING = {
     "version": 1,

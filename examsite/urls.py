@@ -15,4 +15,5 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("", include("exams.urls")),
     path("", include("proctoring.urls")),
+    path("lti/", include("exams.lti.urls")),
 ]

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from exams.models import Attempt, Exam
+from exams.signals import integrity_flag_confirmed
 from proctoring.models import Flag, FlagDecision, FlagResponse, FlagWithdrawal, InstructorMessage
 
 NOTE_MAX = 2000
@@ -89,6 +90,19 @@ def flag_review(*, flag_id: int, actor: User, decision: str, note: str = "") -> 
             to_status=status,
             note=note,
         )
+        if status == Flag.Status.CONFIRMED and previous != status:
+            attempt = flag.session.attempt
+            transaction.on_commit(
+                lambda: integrity_flag_confirmed.send_robust(
+                    sender=Attempt,
+                    attempt=attempt,
+                    kind=flag.kind,
+                    at=flag.started_at,
+                    confidence=flag.confidence,
+                    note=note,
+                ),
+                robust=True,
+            )
     return flag
 
 
