@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
@@ -46,3 +47,23 @@ class TimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class LmsFramingMiddleware:
+    """An LMS shows LTI tools in an iframe (issue 13). With LMS origins in settings.LTI_FRAME_ANCESTORS, every page
+    may be framed by them, and by no one else: the Content-Security-Policy's frame-ancestors names them (replacing
+    'none'), and X-Frame-Options, which can only say DENY or SAMEORIGIN, is left out (browsers that know
+    frame-ancestors follow it instead). Without the setting nothing changes: no page can be framed."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        origins = list(getattr(settings, "LTI_FRAME_ANCESTORS", []))
+        if origins:
+            response.xframe_options_exempt = True  # type: ignore[attr-defined]
+            replace = dict(getattr(response, "_csp_replace", None) or {})
+            replace["frame-ancestors"] = origins
+            response._csp_replace = replace  # type: ignore[attr-defined]
+        return response

@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # After the two above, so that it sees each response first: lets the LMS origins in LTI_FRAME_ANCESTORS frame.
+    "examsite.middleware.LmsFramingMiddleware",
     "examsite.middleware.PrivatePagesMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into accounts.throttle.locked_out's page.
     "axes.middleware.AxesMiddleware",
@@ -312,13 +314,9 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],
-        "frame-ancestors": LTI_FRAME_ANCESTORS or [NONE],
+        "frame-ancestors": [NONE],
     }
 }
-# With LMS origins allowed to frame the pages, the older X-Frame-Options header (DENY by default) must not forbid it;
-# browsers that know frame-ancestors follow it instead.
-if LTI_FRAME_ANCESTORS:
-    MIDDLEWARE.remove("django.middleware.clickjacking.XFrameOptionsMiddleware")
 
 LOGGING = {
     "version": 1,

@@ -10,9 +10,12 @@
     framed = true;
   }
   if (framed) {
-    document.cookie = "lti_cookie_check=1; path=/; SameSite=None; Secure";
+    // A framed page's cookies are third-party cookies: over HTTPS they need SameSite=None; Secure to be kept.
+    const attributes = window.location.protocol === "https:" ? "; SameSite=None; Secure" : "";
+    document.cookie = "lti_cookie_check=1; path=/" + attributes;
     if (!document.cookie.includes("lti_cookie_check=1")) {
       document.getElementById("lti-login-status").textContent = "This page cannot sign you in inside your course.";
+      document.getElementById("lti-continue").hidden = true;
       document.getElementById("lti-new-window").hidden = false;
       return;
     }

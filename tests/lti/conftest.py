@@ -69,11 +69,11 @@ def _registration(*, issuer: str, client_id: str, deployment_id: str, platform_u
     return registration
 
 
-def _serve(tmp_path: Path, *, tool_url: str, extra: dict | None = None):
-    # localhost, like the live server: the launch's cross-site POST then stays same-site over plain HTTP, as HTTPS
-    # with SameSite=None cookies makes it in a real deployment.
+def _serve(tmp_path: Path, *, tool_url: str, host: str = "localhost", extra: dict | None = None):
+    # localhost, like the live server, by default: the launch's cross-site POST then stays same-site over plain
+    # HTTP, as HTTPS with SameSite=None cookies makes it in a real deployment. 127.0.0.1 makes the LMS another site.
     port = free_port()
-    url = f"http://localhost:{port}"
+    url = f"http://{host}:{port}"
     private_key, public_key = rsa_pair()
     registration = _registration(issuer=url, client_id="exam-tool", deployment_id="dep-1", platform_url=url)
     config = {
@@ -116,8 +116,8 @@ def platform_for(tmp_path):
     """platform_for(tool_url, **config) -> Platform: the platform server, stopped after the test."""
     procs = []
 
-    def start(tool_url: str, **extra) -> Platform:
-        proc, platform = _serve(tmp_path, tool_url=tool_url.rstrip("/"), extra=extra)
+    def start(tool_url: str, *, host: str = "localhost", **extra) -> Platform:
+        proc, platform = _serve(tmp_path, tool_url=tool_url.rstrip("/"), host=host, extra=extra)
         procs.append(proc)
         return platform
 

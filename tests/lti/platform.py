@@ -33,6 +33,8 @@ AP = "https://purl.imsglobal.org/spec/lti-ap/claim/"
 RECORDS: dict[str, list] = {"scores": [], "deep_links": [], "start_assessments": [], "acs": [], "tokens": []}
 # Links the course gained by deep linking: "dl-1", "dl-2", ... -> the content item the tool sent.
 ADDED_LINKS: dict[str, dict] = {}
+# Switched by /fail_scores?on=1: the grade book answers 503, to test retries.
+FAILING = {"scores": False}
 LOCK = threading.Lock()
 
 
@@ -142,6 +144,19 @@ def start(request):
     return HttpResponseRedirect(f"{cfg['tool_login_url']}?{urlencode(params)}")
 
 
+def course(request):
+    """A course page that shows the tool in an iframe, as Moodle and Canvas do (with the camera allowed)."""
+    from django.http import HttpResponse
+    from django.utils.html import escape
+
+    src = "/start?" + urlencode(request.GET.dict())
+    return HttpResponse(
+        "<!doctype html><html><head><title>Chemistry 101</title></head><body><h1>Chemistry 101</h1>"
+        f'<iframe id="tool" title="Exam" src="{escape(src)}" width="1100" height="800" allow="camera"></iframe>'
+        "</body></html>"
+    )
+
+
 def authorize(request):
     """The tool's OIDC authorisation request: check it, and answer with the signed launch."""
     from django.http import HttpResponseBadRequest
@@ -245,7 +260,7 @@ def scores(request, link_id):
 
     if request.method != "POST" or not _authorised(request, "https://purl.imsglobal.org/spec/lti-ags/scope/score"):
         return HttpResponse(status=401)
-    if _config().get("fail_scores"):
+    if _config().get("fail_scores") or FAILING["scores"]:
         return HttpResponse("grade book unavailable", status=503)
     with LOCK:
         RECORDS["scores"].append({"link": link_id, **json.loads(request.body)})
@@ -305,6 +320,13 @@ def acs(request):
     return JsonResponse({"status": "active"})
 
 
+def fail_scores(request):
+    from django.http import JsonResponse
+
+    FAILING["scores"] = request.GET.get("on") == "1"
+    return JsonResponse(FAILING)
+
+
 def records(request):
     from django.http import JsonResponse
 
@@ -318,6 +340,7 @@ def _urls():
 
     return [
         path("start", start),
+        path("course", course),
         path("authorize", authorize),
         path("jwks", jwks),
         path("token", csrf_exempt(token)),
@@ -327,6 +350,7 @@ def _urls():
         path("start_assessment", csrf_exempt(start_assessment)),
         path("acs", csrf_exempt(acs)),
         path("records", records),
+        path("fail_scores", fail_scores),
     ]
 
 
