@@ -332,7 +332,14 @@ def system_check_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
     return render(
         request,
         "proctoring/check.html",
-        {"attempt": None, "exam": exam, "exam_url": reverse("exam_detail", args=[exam.pk]), "ws_path": CHECK_SOCKET},
+        {
+            "attempt": None,
+            "exam": exam,
+            "exam_url": reverse("exam_detail", args=[exam.pk]),
+            "ws_path": CHECK_SOCKET,
+            # Where the check leads instead of Start, when another step follows it (an LMS's proctoring hand-over).
+            "continue_url": _safe_next(request, ""),
+        },
     )
 
 

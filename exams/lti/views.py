@@ -238,6 +238,12 @@ def handover(request: HttpRequest, handover_id: int) -> HttpResponse:
         )
     if item.state == ProctoringHandover.State.ENDED:
         return render(request, "lti/ended.html", {"handover": item})
+    if exam.proctoring_enabled and item.state == ProctoringHandover.State.SETTING_UP and "checked" not in request.GET:
+        # The system check last: camera, light, framing and connection, nothing recorded; it leads back here.
+        next_url = reverse("proctoring:check_exam", args=[exam.pk]) + "?" + urlencode({"next": f"{here}?checked=1"})
+        return render(
+            request, "lti/handover.html", {"item": item, "exam": exam, "missing": "check", "next_url": next_url}
+        )
     try:
         attempt = services.handover_attempt(handover=item)
     except ExamRuleError as error:

@@ -83,6 +83,11 @@ def test_an_lms_course_uses_a_proctored_exam_end_to_end(live_server, platform_fo
             assert_accessible(student, "the proctoring hand-over")
             proctoring_ready(alice)
             student.reload()
+            # Last, the system check (nothing recorded), which leads back to the hand-over.
+            expect(student.locator("#handover-next")).to_contain_text("camera, light and connection")
+            student.get_by_role("link", name="Continue").click()
+            student.wait_for_url(f"{live_server.url}/proctoring/check/exam/{exam.pk}/?next=*")
+            student.get_by_role("link", name="Continue").click()
             expect(student.get_by_role("heading", level=1)).to_contain_text("You are ready")
             with student_context.expect_page() as lms_tab:
                 student.get_by_role("button", name="Open the assessment").click()

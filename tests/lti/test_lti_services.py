@@ -195,3 +195,37 @@ def test_the_setup_page_says_what_to_paste_and_is_for_admins_only(client, platfo
     assert "http://testserver/lti/launch/" in page and "http://testserver/lti/jwks/" in page
     assert "dep-1" in page and "Moodle" in page and "Canvas" in page and "Open edX" in page
     assert json.loads(client.get("/lti/jwks/").content)["keys"]
+
+
+def test_a_course_link_opens_only_an_exam_this_tool_signed_for_that_lms(client, platform):
+    """Deep linking puts a signed exam token in the link's custom parameters; a hand-edited or foreign one is
+    ignored, so an LMS administrator cannot point a link at someone else's exam."""
+    from django.core import signing
+
+    exam = ExamFactory(published=True)
+    forged = {"exam": signing.dumps({"exam": exam.pk, "registration": 999}, salt=services.EXAM_TOKEN_SALT)}
+    custom = "https://purl.imsglobal.org/spec/lti/claim/custom"
+    answer = launch_as(client, platform, "alice-sub", [LEARNER], **{custom: forged})
+    assert answer.status_code == 404 and not ExamLink.objects.exists()
+    client.logout()
+    tampered = {"exam": signing.dumps({"exam": exam.pk, "registration": platform.registration.pk}) + "x"}
+    assert launch_as(client, platform, "alice-sub", [LEARNER], **{custom: tampered}).status_code == 404
+    client.logout()
+    good = {"exam": signing.dumps({"exam": exam.pk, "registration": platform.registration.pk},
+                                  salt=services.EXAM_TOKEN_SALT)}  # fmt: skip
+    assert launch_as(client, platform, "alice-sub", [LEARNER], **{custom: good})["Location"] == f"/exams/{exam.pk}/"
+
+
+def test_rotating_keys_publishes_both_and_signs_with_the_new_one(client, platform):
+    from lti_tool.models import Key
+
+    services.tool_key_ensure()
+    call_command("rotate_keys")
+    keys = client.get("/lti/jwks/").json()["keys"]
+    assert len(keys) == 2 and Key.objects.active().count() == 2
+    newest = Key.objects.order_by("-datetime_created").first()
+    registration = platform.registration.to_registration()
+    assert registration.get_tool_public_key() == newest.public_key
+    # The platform checks a service token signed with the new key against the published set.
+    exam = linked_exam(client, platform)
+    assert services.roster_sync(link=ExamLink.objects.get(exam=exam)).students == 2
