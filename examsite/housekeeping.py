@@ -1,5 +1,6 @@
-"""Housekeeping that runs by itself: expire overdue attempts (every minute) and purge evidence past its retention
-(once a day). Both are idempotent, so two schedulers running at once do no harm.
+"""Housekeeping that runs by itself: expire overdue attempts and send the LMS grades still waiting (every minute),
+and purge evidence past its retention (once a day). All are idempotent, so two schedulers running at once do no
+harm.
 
 Two schedulers, chosen by HOUSEKEEPING:
 - ``inprocess`` (default): a daemon thread in each ASGI server process (`make demo`, a single box). It starts with
@@ -19,6 +20,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
+from exams.lti.services import grades_retry
 from exams.services import attempts_expire_overdue
 from proctoring.services.consent import consent_retention_days
 from proctoring.services.retention import evidence_purge
@@ -37,6 +39,15 @@ def expire_attempts() -> int:
     return count
 
 
+@shared_task(name="housekeeping.send_lms_grades", ignore_result=True)
+def send_lms_grades() -> int:
+    """Grades the LMS did not take (it was down, or slow): tried again, each at most MAX_GRADE_TRIES times."""
+    grades = grades_retry()
+    if grades:
+        log.info("housekeeping: sent %s waiting LMS grade(s)", sum(1 for g in grades if g.status == "sent"))
+    return len(grades)
+
+
 @shared_task(name="housekeeping.purge_evidence", ignore_result=True)
 def purge_evidence() -> int:
     report = evidence_purge(older_than_days=consent_retention_days())
@@ -48,7 +59,8 @@ def purge_evidence() -> int:
 def _loop(every_s: float) -> None:
     next_purge = time.monotonic() + min(300.0, every_s * 5)  # not in the middle of start-up
     while True:
-        for job, due in ((expire_attempts, True), (purge_evidence, time.monotonic() >= next_purge)):
+        jobs = ((expire_attempts, True), (send_lms_grades, True), (purge_evidence, time.monotonic() >= next_purge))
+        for job, due in jobs:
             if not due:
                 continue
             try:

@@ -258,6 +258,7 @@ if HOUSEKEEPING not in ("inprocess", "beat", "off"):
 HOUSEKEEPING_EVERY_S = envint("HOUSEKEEPING_EVERY_S", "60")
 CELERY_BEAT_SCHEDULE = {
     "expire-overdue-attempts": {"task": "housekeeping.expire_attempts", "schedule": float(HOUSEKEEPING_EVERY_S)},
+    "send-lms-grades": {"task": "housekeeping.send_lms_grades", "schedule": float(HOUSEKEEPING_EVERY_S)},
     "purge-evidence-past-retention": {"task": "housekeeping.purge_evidence", "schedule": 24 * 3600.0},
 }
 # Each prefork child loads the model pack at start (worker_process_init), which takes 5-15 s on 2 cores; Celery's

@@ -53,7 +53,7 @@ def test_an_overdue_attempt_closes_with_nobody_touching_it(tmp_path):
 
 def test_the_beat_schedule_names_registered_tasks_on_the_housekeeping_queue():
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert names == {"housekeeping.expire_attempts", "housekeeping.purge_evidence"}
+    assert names == {"housekeeping.expire_attempts", "housekeeping.send_lms_grades", "housekeeping.purge_evidence"}
     app.loader.import_default_modules()
     for name in names:
         assert name in app.tasks
@@ -71,6 +71,7 @@ def test_the_scheduled_tasks_do_the_work():
     overdue.refresh_from_db()
     assert overdue.status == Attempt.Status.EXPIRED
     assert housekeeping.purge_evidence.apply().get() == 0
+    assert housekeeping.send_lms_grades.apply().get() == 0  # no LMS grade waiting
 
 
 def test_the_in_process_scheduler_is_off_unless_asked(settings):

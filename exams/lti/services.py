@@ -22,6 +22,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import jwt
+import requests
 from django.core import signing
 from django.db import transaction
 from django.utils import timezone
@@ -53,6 +54,8 @@ ACS_SCOPE = "https://purl.imsglobal.org/spec/lti-ap/scope/control.all"
 EXAM_TOKEN_SALT = "lti.deep-link.exam"
 # The grade passback gives up retrying by itself after this many tries; the exam's LMS page can still resend.
 MAX_GRADE_TRIES = 5
+# (connect, read) seconds for any call to the LMS.
+LMS_TIMEOUT_S = (3.05, 5)
 
 
 class LtiError(Exception):
@@ -241,7 +244,7 @@ def roster_sync(*, link: ExamLink) -> RosterReport:
         raise LtiError("The LMS did not offer its course roster (Names and Roles) with this link.")
     registration = context.deployment.registration
     service = NamesRolesProvisioningService(
-        ServiceConnector(_registration(registration)), {"context_memberships_url": context.memberships_url}
+        _connector(registration), {"context_memberships_url": context.memberships_url}
     )
     try:
         members = service.get_members()
@@ -332,9 +335,7 @@ def grade_send(*, grade: GradeSend) -> GradeSend:
         .set_grading_progress("FullyGraded" if grade.fully_graded else "PendingManual")
         .set_user_id(grade.lti_user.sub)
     )
-    service = AssignmentsGradesService(
-        ServiceConnector(_registration(registration)), {"scope": [AGS_SCORE], "lineitem": link.lineitem_url}
-    )
+    service = AssignmentsGradesService(_connector(registration), {"scope": [AGS_SCORE], "lineitem": link.lineitem_url})
     grade.tries += 1
     try:
         service.put_grade(ags)
@@ -487,7 +488,7 @@ def acs_flag_send(*, attempt: Attempt, kind: str, at, confidence: float, note: s
         "reason_msg": (ACS_REASONS.get(kind, kind) + (f" Reviewer's note: {note}" if note else ""))[:1000],
     }
     try:
-        ServiceConnector(_registration(registration)).make_service_request(
+        _connector(registration).make_service_request(
             [ACS_SCOPE],
             handover.acs_url,
             is_post=True,
@@ -501,6 +502,19 @@ def acs_flag_send(*, attempt: Attempt, kind: str, at, confidence: float, note: s
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
+
+
+class _TimedSession(requests.Session):
+    """Calls to the LMS give up after a few seconds: a grade is sent in the request that graded it, and a slow LMS
+    must not hold a student's submit (a failed send is retried by housekeeping)."""
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", LMS_TIMEOUT_S)
+        return super().request(*args, **kwargs)
+
+
+def _connector(registration: LtiRegistration) -> ServiceConnector:
+    return ServiceConnector(_registration(registration), requests_session=_TimedSession())
 
 
 def _registration(registration: LtiRegistration):

@@ -37,8 +37,10 @@ SESSION_LAUNCH = "lti_launch_id"
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-def _refused(request: HttpRequest, message: str, *, status: int = 400, new_window: str = "") -> HttpResponse:
-    return render(request, "lti/refused.html", {"message": message, "new_window": new_window}, status=status)
+def _refused(request: HttpRequest, message: str, *, status: int = 400, signed_in: bool = False) -> HttpResponse:
+    """A calm page with the reason. `signed_in`: the launch itself was good (the user is signed in), only what it
+    asked for cannot be done; otherwise nothing was recorded."""
+    return render(request, "lti/refused.html", {"message": message, "signed_in": signed_in}, status=status)
 
 
 def _with_form_action(response: HttpResponse, url: str) -> HttpResponse:
@@ -101,7 +103,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     kind = message.get_claim("https://purl.imsglobal.org/spec/lti/claim/message_type")
     if message.is_deep_link_launch:
         if not user.is_instructor and not user.is_platform_admin:
-            return _refused(request, "Only instructors can choose an exam for the course.", status=403)
+            return _refused(request, "Only instructors can choose an exam for the course.", status=403, signed_in=True)
         return redirect("lti:link")
     link = services.exam_link_of(message)
     if kind == END_ASSESSMENT:
@@ -114,11 +116,22 @@ def launch(request: HttpRequest) -> HttpResponse:
             request,
             "This exam has not been set up yet. Please ask your instructor to open it once from the course.",
             status=404,
+            signed_in=True,
         )
     if kind == START_PROCTORING:
         handover = services.handover_start(launch=message, link=link, user=user)
         services.student_enrol(exam=link.exam, user=user)
         return redirect("lti:handover", handover_id=handover.pk)
+    if user.is_instructor and link.exam.owner_id != user.pk:
+        # Exams have one owner: another instructor of the course sees whose it is, rather than a 404.
+        owner = link.exam.owner.get_full_name() or link.exam.owner.username
+        return _refused(
+            request,
+            f"This course link opens “{link.exam.title}”, which {owner} manages. Ask them for what you need, or "
+            "add the tool to the course again and link your own exam.",
+            status=403,
+            signed_in=True,
+        )
     services.student_enrol(exam=link.exam, user=user)
     return redirect("exam_detail", exam_id=link.exam_id)
 
@@ -247,7 +260,7 @@ def handover(request: HttpRequest, handover_id: int) -> HttpResponse:
     try:
         attempt = services.handover_attempt(handover=item)
     except ExamRuleError as error:
-        return _refused(request, error.message, status=409)
+        return _refused(request, error.message, status=409, signed_in=True)
     reply = services.start_assessment_reply(handover=item)
     response = render(
         request, "lti/post_to_lms.html", {"reply": reply, "exam": exam, "why": "start", "attempt": attempt}

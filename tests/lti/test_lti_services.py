@@ -229,3 +229,41 @@ def test_rotating_keys_publishes_both_and_signs_with_the_new_one(client, platfor
     # The platform checks a service token signed with the new key against the published set.
     exam = linked_exam(client, platform)
     assert services.roster_sync(link=ExamLink.objects.get(exam=exam)).students == 2
+
+
+@pytest.mark.usefixtures("live_server")
+def test_an_admin_registers_a_platform_with_its_deployment_in_the_admin(client):
+    from lti_tool.models import LtiRegistration
+
+    from tests.factories import AdminFactory
+
+    client.force_login(AdminFactory())
+    add = "/admin/lti_tool/ltiregistration/add/"
+    assert client.get(add).status_code == 200
+    answer = client.post(
+        add,
+        {
+            "name": "University Moodle",
+            "uuid": "0b5c3f8e-2f43-4b1a-9f3e-5d2c7a1e9b10",
+            "issuer": "https://moodle.uni.example",
+            "client_id": "AbC123",
+            "audience": "",
+            "auth_url": "https://moodle.uni.example/mod/lti/auth.php",
+            "token_url": "https://moodle.uni.example/mod/lti/token.php",
+            "keyset_url": "https://moodle.uni.example/mod/lti/certs.php",
+            "is_active": "on",
+            "public_key": "",
+            "private_key": "",
+            "deployments-TOTAL_FORMS": "1",
+            "deployments-INITIAL_FORMS": "0",
+            "deployments-MIN_NUM_FORMS": "0",
+            "deployments-MAX_NUM_FORMS": "1000",
+            "deployments-0-deployment_id": "7",
+            "deployments-0-is_active": "on",
+        },
+    )
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    registration = LtiRegistration.objects.get(client_id="AbC123")
+    assert list(registration.deployments.values_list("deployment_id", "is_active")) == [("7", True)]
+    page = client.get("/lti/setup/").content.decode()
+    assert f"/lti/login/{registration.uuid}/" in page and "University Moodle" in page and "<code>7</code>" in page
