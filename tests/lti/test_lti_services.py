@@ -267,3 +267,12 @@ def test_an_admin_registers_a_platform_with_its_deployment_in_the_admin(client):
     assert list(registration.deployments.values_list("deployment_id", "is_active")) == [("7", True)]
     page = client.get("/lti/setup/").content.decode()
     assert f"/lti/login/{registration.uuid}/" in page and "University Moodle" in page and "<code>7</code>" in page
+
+
+def test_another_instructor_of_the_course_is_told_whose_exam_the_link_opens(client, platform):
+    exam = linked_exam(client, platform)
+    client.logout()
+    answer = launch_as(client, platform, "ivan-sub", [INSTRUCTOR], **ags(platform))
+    body = answer.content.decode()
+    assert answer.status_code == 403 and f"which {exam.owner.get_full_name() or exam.owner.username} manages" in body
+    assert "Nothing was recorded" not in body  # the launch itself was good: Ivan is signed in
