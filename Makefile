@@ -99,6 +99,7 @@ quantize-venv: $(QUANT_VENV)/.deps
 lint: test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(YOLO_VENV) $(QUANT_VENV) .venv-compare var db.sqlite3* test-db.sqlite3* staticfiles

@@ -31,6 +31,7 @@ from .forms import (
     QuestionForm,
     choice_specs,
 )
+from .hooks import exam_form_sections
 from .models import Answer, Attempt, Exam, Question
 
 
@@ -73,19 +74,32 @@ def exam_manage(request: HttpRequest, exam: Exam) -> HttpResponse:
     return render(request, "exams/manage/exam.html", context)
 
 
+def _all_valid(form: ExamForm, sections: list) -> bool:
+    """Every part of the exam form validated (all of them, so that each shows its errors)."""
+    return all([form.is_valid(), *[section.is_valid() for section in sections]])
+
+
+def _exam_kwargs(form: ExamForm, sections: list) -> dict:
+    kwargs = form.service_kwargs()
+    for section in sections:
+        kwargs.update(section.service_kwargs())
+    return kwargs
+
+
 @instructor_required
 @require_http_methods(["GET", "POST"])
 def exam_create(request: HttpRequest) -> HttpResponse:
     form = ExamForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    sections = exam_form_sections(request.POST or None)
+    if request.method == "POST" and _all_valid(form, sections):
         try:
-            exam = services.exam_create(owner=request.user, **form.service_kwargs())
+            exam = services.exam_create(owner=request.user, **_exam_kwargs(form, sections))
         except ExamRuleError as error:
             form.add_error(None, error.message)
         else:
             messages.success(request, "Exam created. Add its questions, then enrol students and publish it.")
             return redirect("exam_detail", exam_id=exam.id)
-    context = {"form": form, "exam": None, "time_zone": timezone.get_current_timezone_name()}
+    context = {"form": form, "sections": sections, "exam": None, "time_zone": timezone.get_current_timezone_name()}
     return render(request, "exams/manage/exam_form.html", context)
 
 
@@ -94,15 +108,16 @@ def exam_create(request: HttpRequest) -> HttpResponse:
 def exam_edit(request: HttpRequest, exam_id: int) -> HttpResponse:
     exam = _exam(request, exam_id)
     form = ExamForm(request.POST or None, initial=ExamForm.initial_for(exam))
-    if request.method == "POST" and form.is_valid():
+    sections = exam_form_sections(request.POST or None, exam=exam)
+    if request.method == "POST" and _all_valid(form, sections):
         try:
-            services.exam_update(exam=exam, **form.service_kwargs())
+            services.exam_update(exam=exam, **_exam_kwargs(form, sections))
         except ExamRuleError as error:
             form.add_error(None, error.message)
         else:
             messages.success(request, "Exam saved.")
             return redirect("exam_detail", exam_id=exam.id)
-    context = {"form": form, "exam": exam, "time_zone": timezone.get_current_timezone_name()}
+    context = {"form": form, "sections": sections, "exam": exam, "time_zone": timezone.get_current_timezone_name()}
     return render(request, "exams/manage/exam_form.html", context)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 
+from .hooks import setup_status
 from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
 
 
@@ -125,10 +126,8 @@ def exam_setup_missing(*, exam: Exam, student: User, now: datetime | None = None
         return None
     if attempts.count() >= exam.max_attempts:
         return None
-    # Imported here: proctoring builds on exams, and its selectors pull in numpy, which the exams pages don't need.
-    from proctoring.selectors import proctoring_setup_status
-
-    return proctoring_setup_status(user=student, exam=exam).missing
+    status = setup_status(exam=exam, student=student)
+    return status.missing if status is not None else None
 
 
 def attempt_for_student(*, student: User) -> QuerySet[Attempt]:

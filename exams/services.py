@@ -22,7 +22,6 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from accounts.models import User
-from proctoring.services.sessions import session_end_for_attempt
 
 from .exceptions import (
     AttemptClosed,
@@ -39,7 +38,7 @@ from .exceptions import (
     NotEnrolled,
 )
 from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
-from .signals import attempt_graded, attempt_started
+from .signals import attempt_closed, attempt_graded, attempt_started
 
 # An answer sent in the last moment before the deadline can reach the server a little after it (the autosave
 # request is in flight, or the page flushes its pending saves when the timer reaches zero). Five seconds covers a
@@ -200,7 +199,7 @@ def attempt_submit(*, attempt: Attempt, now: datetime | None = None) -> Attempt:
         locked.submitted_at = now
         _attempt_grade(locked, now=now)
         locked.save()
-        _proctoring_end_on_commit(locked)
+        _closed_on_commit(locked)
         _graded_on_commit(locked)
     return locked
 
@@ -221,7 +220,7 @@ def attempt_expire(*, attempt: Attempt, now: datetime | None = None) -> Attempt:
         locked.submitted_at = locked.deadline
         _attempt_grade(locked, now=now)
         locked.save()
-        _proctoring_end_on_commit(locked)
+        _closed_on_commit(locked)
         _graded_on_commit(locked)
     return locked
 
@@ -231,13 +230,14 @@ def _graded_on_commit(attempt: Attempt) -> None:
     transaction.on_commit(lambda: attempt_graded.send_robust(sender=Attempt, attempt=attempt), robust=True)
 
 
-def _proctoring_end_on_commit(attempt: Attempt) -> None:
-    """End the attempt's proctoring session once the attempt's closing has committed (never for a rolled-back one).
+def _closed_on_commit(attempt: Attempt) -> None:
+    """Say that the attempt closed once its closing has committed (never for a rolled-back one); proctoring ends
+    its session then.
 
-    Robust: the attempt is already closed by then, and must stay closed even if ending the session fails; the live
-    socket would still end the session on its next frame or on disconnect, both of which check the attempt.
-    """
-    transaction.on_commit(lambda: session_end_for_attempt(attempt=attempt, reason="attempt_closed"), robust=True)
+    Robust: the attempt is already closed by then, and must stay closed even if a receiver fails (send_robust logs
+    it); the live socket would still end the session on its next frame or on disconnect, both of which check the
+    attempt."""
+    transaction.on_commit(lambda: attempt_closed.send_robust(sender=Attempt, attempt=attempt), robust=True)
 
 
 def attempts_expire_overdue(*, now: datetime | None = None) -> int:

@@ -8,6 +8,10 @@ from django.dispatch import Signal
 # A new attempt began: sender=Attempt, attempt=<Attempt>. Not sent when an open attempt is resumed.
 attempt_started = Signal()
 
+# An attempt stopped running: submitted, or expired with its clock. sender=Attempt, attempt=<Attempt>. Proctoring
+# ends the attempt's session. Sent once per closing, after the commit (never for a rolled-back one).
+attempt_closed = Signal()
+
 # An attempt's score was (re)computed: submitted, expired or graded by hand. sender=Attempt, attempt=<Attempt>.
 # Sent after the commit; the LMS grade book listens (exams/lti).
 attempt_graded = Signal()

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from . import manage_views, selectors, services
 from .exceptions import AttemptClosed, DeadlinePassed, ExamRuleError
+from .hooks import setup_status
 from .models import Attempt, Exam, Question
 
 
@@ -78,11 +79,7 @@ def exam_detail(request: HttpRequest, exam_id: int) -> HttpResponse:
 
 
 def _setup_status(*, exam: Exam, student):
-    if not exam.proctoring_enabled:
-        return None
-    from proctoring.selectors import proctoring_setup_status
-
-    return proctoring_setup_status(user=student, exam=exam)
+    return setup_status(exam=exam, student=student) if exam.proctoring_enabled else None
 
 
 @login_required

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from exams.models import Attempt
 from proctoring.consumers import monitor_group, monitor_status
+from proctoring.services.sessions import session_end_for_attempt
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ def attempt_started_to_monitor(sender: Any, *, attempt: Attempt, **kwargs: Any) 
         async_to_sync(layer.group_send)(monitor_group(attempt.exam_id), status)
     except Exception:  # noqa: BLE001 - the live monitor is best effort; starting the exam comes first
         log.warning("proctoring: could not tell the monitor that attempt %s started", attempt.pk, exc_info=True)
+
+
+def attempt_closed_end_session(sender: Any, *, attempt: Attempt, **kwargs: Any) -> None:
+    """An attempt was submitted or expired: its proctoring session ends (and the socket is told)."""
+    session_end_for_attempt(attempt=attempt, reason="attempt_closed")
 
 
 def private_photo_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:

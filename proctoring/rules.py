@@ -200,7 +200,7 @@ class RuleSettings:
 def _known_check(name: Any) -> str:
     if name not in CHECKS:
         raise ValueError(f"unknown check {name!r}; known checks: {', '.join(CHECKS)}")
-    return name
+    return str(name)
 
 
 def _as_bool(name: str, value: Any) -> bool:

@@ -30,13 +30,17 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from .errors import ModelPackError
 from .types import DetectedObject, Face, Gaze, Pose
+
+T = TypeVar("T")
 
 Keypoints = tuple[tuple[float, float], ...]
 
@@ -103,9 +107,11 @@ class Model(ABC):
 
     @abstractmethod
     def _load(self) -> Any:
-        """Import the runtime and return a ready session. Raise ModelPackError (packs.py) on a bad file."""
+        """Import the runtime and return a ready session. Raise ModelPackError (errors.py) on a bad file."""
 
-    def open_session(self, path: Path, *, reshape: dict | None = None, pixels: PixelFormat | None = None) -> Any:
+    def open_session(
+        self, path: Path, *, reshape: dict[str, Any] | None = None, pixels: PixelFormat | None = None
+    ) -> Any:
         """A session for ``path`` on the runtime the manifest picks (params.runtime), measured per model:
         "onnxruntime" (default) or "openvino".
 
@@ -126,7 +132,10 @@ class Model(ABC):
         import cv2
 
         if pixels.layout == "NCHW":
-            return cv2.dnn.blobFromImage(image, 1.0 / pixels.scale, None, (pixels.mean,) * 3, swapRB=pixels.rgb)
+            blob: np.ndarray = cv2.dnn.blobFromImage(
+                image, 1.0 / pixels.scale, None, (pixels.mean,) * 3, swapRB=pixels.rgb  # type: ignore[call-overload]
+            )
+            return blob
         source = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if pixels.rgb else image
         return ((source.astype(np.float32) - pixels.mean) * (1.0 / pixels.scale))[None]
 
@@ -135,11 +144,12 @@ class Model(ABC):
         `session`: another of this model's sessions (Face Mesh's iris model) instead of its main one."""
         session = session if session is not None else self.session
         if hasattr(session, "get_inputs"):  # onnxruntime.InferenceSession (or a fake with its shape)
-            return session.run(None, {session.get_inputs()[0].name: tensor})
+            outputs: list[np.ndarray] = session.run(None, {session.get_inputs()[0].name: tensor})
+            return outputs
         result = session(tensor)  # openvino.CompiledModel
         return [np.asarray(result[out]) for out in session.outputs]
 
-    def _timed(self, fn, *args):
+    def _timed(self, fn: Callable[..., T], *args: Any) -> T:
         start = time.perf_counter()
         out = fn(*args)
         self.last_infer_ms += (time.perf_counter() - start) * 1000.0
@@ -269,8 +279,6 @@ def onnx_session(path: Path, *, threads: int) -> Any:
     """
     import onnxruntime as ort
 
-    from .packs import ModelPackError
-
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1
@@ -288,13 +296,11 @@ def onnx_session(path: Path, *, threads: int) -> Any:
 
 
 def openvino_compiled(
-    path: Path, *, threads: int, reshape: dict | None = None, pixels: PixelFormat | None = None
+    path: Path, *, threads: int, reshape: dict[str, Any] | None = None, pixels: PixelFormat | None = None
 ) -> Any:
     """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason,
     denormals flushed to zero, and optionally the pixel conversion built into the graph (see Model.open_session)."""
     import openvino as ov
-
-    from .packs import ModelPackError
 
     precision = os.environ.get("INFERENCE_PRECISION", "auto")
     if precision not in PRECISIONS:

@@ -188,7 +188,8 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+    overlap: np.ndarray = inter / np.maximum(area + areas - inter, 1e-9)
+    return overlap
 
 
 def five(points6: np.ndarray) -> tuple[tuple[float, float], ...]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proctoring.vision.base import FaceDetector
 from proctoring.vision.types import Box, Face
 
 # The portrait's face, below this many pixels across, is upsampled to the 112 px embedding crop and loses the detail
@@ -57,7 +58,7 @@ def width(face: Face) -> float:
     return min(face.box[2] - face.box[0], face.box[3] - face.box[1])
 
 
-def id_faces(detector, image: np.ndarray) -> IdFaces:
+def id_faces(detector: FaceDetector, image: np.ndarray) -> IdFaces:
     """Every distinct face in the frame, found in the whole frame and in its two halves, largest first."""
     faces: list[Face] = list(detector.detect(image))
     w = image.shape[1]

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .base import FaceDetector, FaceEmbedder, PoseEstimator
+from .errors import ModelPackError
 from .types import Face, Pose
 
 # insightface 2.1's face_align calls skimage's SimilarityTransform.estimate, deprecated in scikit-image 0.26: one
@@ -51,8 +52,6 @@ SCRFD_LAYOUTS: dict[int, tuple[tuple[int, ...], int, bool]] = {
 
 
 def _model_error(message: str) -> Exception:
-    from .packs import ModelPackError
-
     return ModelPackError(message)
 
 
@@ -114,19 +113,20 @@ def decode_scrfd(
     scores_l, boxes_l, kps_l = [], [], []
     for idx, stride in enumerate(strides):
         height, width = input_hw[0] // stride, input_hw[1] // stride
-        centres = np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32)
+        grid = np.mgrid[:height, :width]
+        centres = np.stack([grid[1], grid[0]], axis=-1).astype(np.float32)
         centres = (centres * stride).reshape(-1, 2)
         if anchors > 1:
             centres = np.stack([centres] * anchors, axis=1).reshape(-1, 2)
         scores = outs[idx].reshape(-1)
         if scores.shape[0] != centres.shape[0]:
             raise ValueError(f"stride {stride}: {scores.shape[0]} scores for {centres.shape[0]} anchors")
-        keep = np.where(scores >= threshold)[0]
-        scores_l.append(scores[keep])
-        boxes_l.append(distance2bbox(centres, outs[idx + fmc] * stride)[keep])
+        above = np.where(scores >= threshold)[0]
+        scores_l.append(scores[above])
+        boxes_l.append(distance2bbox(centres, outs[idx + fmc] * stride)[above])
         if use_kps:
             kps = distance2kps(centres, outs[idx + 2 * fmc] * stride)
-            kps_l.append(kps.reshape(kps.shape[0], -1, 2)[keep])
+            kps_l.append(kps.reshape(kps.shape[0], -1, 2)[above])
     scores = np.concatenate(scores_l)
     if scores.size == 0:
         return np.empty((0, 5), np.float32), (np.empty((0, 5, 2), np.float32) if use_kps else None)
@@ -225,7 +225,7 @@ class InsightFaceEmbedder(FaceEmbedder):
 
     def infer(self, tensors: np.ndarray) -> np.ndarray:
         rec = self.arcface()
-        return self.session.run(rec.output_names, {rec.input_name: tensors})[0]
+        return np.asarray(self.session.run(rec.output_names, {rec.input_name: tensors})[0])
 
 
 # --- head pose --------------------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ class InsightFacePoseEstimator(PoseEstimator):
 
     def infer(self, tensors: np.ndarray) -> np.ndarray:
         model = self.landmark()
-        return self.session.run(model.output_names, {model.input_name: tensors})[0][0]
+        return np.asarray(self.session.run(model.output_names, {model.input_name: tensors})[0][0])
 
     def postprocess(self, outputs: np.ndarray, meta: dict[str, Any]) -> tuple[Pose | None, None]:
         # The detector's 5 points are what ArcFace alignment was trained on: no refined keypoints from here.

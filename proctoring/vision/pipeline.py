@@ -27,7 +27,7 @@ import numpy as np
 
 from .base import FaceDetector, FaceEmbedder, Keypoints, ObjectDetector, PoseEstimator, l2_normalise
 from .packs import Manifest, ModelPackError, build_models, embedding_pack_of
-from .types import EnrolledFace, Face, Gaze, Identity, Observation, Pose
+from .types import DetectedObject, EnrolledFace, Face, Gaze, Identity, Observation, Pose
 
 DEFAULT_OBJECTS = frozenset({"cell phone"})
 
@@ -152,7 +152,7 @@ class Analyzer:
                 )
 
         # 5. objects
-        found: tuple = ()
+        found: tuple[DetectedObject, ...] = ()
         if objects and self.object_detector is not None:
             found = tuple(self.object_detector.detect(image, labels=frozenset(objects)))
             t = lap("objects", t, self.object_detector)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .base import ObjectDetector, PixelFormat, openvino_compiled
 from .coco import COCO91
+from .errors import ModelPackError
 from .types import DetectedObject
 
 INPUT_TENSOR = "Preprocessor/sub:0"  # after the graph's own resize loop and (x * 2/255 - 1)
@@ -186,8 +187,6 @@ def quantize_int8(ir: Path, *, progress: Any = print) -> None:
     the evaluation photos), in the quantisation venv. The opt-in default-int8 pack: 12.5 ms an inference instead of
     20.6 ms on one core, with lower phone scores (bench/results/int8.json, the pack's caveats)."""
     from django.conf import settings  # read lazily, as packs.model_dir does
-
-    from .packs import ModelPackError  # packs imports this module's registry: a top-level import would be a cycle
 
     python = quantize_venv_python()
     if not python.is_file():

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 INPUT_TENSOR = "Preprocessor/sub:0"
 IMAGE_TENSOR = "image_tensor:0"
 SIZE = 300
 
 
-def variants(image):
+def variants(image: np.ndarray) -> list[np.ndarray]:
     import cv2
 
     h, w = image.shape[:2]
@@ -33,9 +35,8 @@ def variants(image):
     return [image, webcam, webcam[:, ::-1]]
 
 
-def tensors(image):
+def tensors(image: np.ndarray) -> dict[str, np.ndarray]:
     import cv2
-    import numpy as np
 
     rgb = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)[:, :, ::-1].astype(np.float32)
     return {

@@ -90,7 +90,7 @@ class Observation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
-        def opt(kind, value):
+        def opt(kind: Any, value: dict[str, Any] | None) -> Any:
             return kind(**value) if value is not None else None
 
         return cls(

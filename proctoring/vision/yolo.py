@@ -32,6 +32,7 @@ import numpy as np
 
 from .base import ObjectDetector, onnx_session, openvino_compiled
 from .coco import COCO80
+from .errors import ModelPackError
 from .types import DetectedObject
 
 PAD_VALUE = 114
@@ -183,13 +184,13 @@ class YoloOnnxDetector(ObjectDetector):
         return session
 
     @staticmethod
-    def _shapes(session: Any) -> tuple[list, list]:
+    def _shapes(session: Any) -> tuple[list[int | None], list[int | None]]:
         """The first input's and first output's shapes (None for a dynamic axis), whichever runtime holds them."""
         if hasattr(session, "get_inputs"):  # onnxruntime
             inputs, outputs = session.get_inputs(), session.get_outputs()
             return (list(inputs[0].shape) if inputs else [], list(outputs[0].shape) if outputs else [])
 
-        def dims(port: Any) -> list:
+        def dims(port: Any) -> list[int | None]:
             return [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
 
         return (dims(session.inputs[0]) if session.inputs else [], dims(session.outputs[0]) if session.outputs else [])
@@ -199,8 +200,6 @@ class YoloOnnxDetector(ObjectDetector):
         return tuple(self.params.get("labels") or COCO80)
 
     def _check_signature(self, session: Any) -> None:
-        from .packs import ModelPackError
-
         shape, out = self._shapes(session)
         if len(shape) != 4 or shape[1] != 3:
             raise ModelPackError(f"{self.files.get('model')}: YOLO input must be 1x3xHxW, found {shape}")
@@ -293,8 +292,6 @@ def export_onnx(src: Path, out: Path, *, imgsz: int = 640, timeout: int = 600) -
 
     Raises ModelPackError naming the fix when the venv is missing or the export fails.
     """
-    from .packs import ModelPackError
-
     src, out = Path(src), Path(out)
     if src.suffix.lower() == ".onnx":
         shutil.copyfile(src, out)

@@ -38,7 +38,7 @@ def test_the_session_stays_active_until_the_submission_commits(attempt, session,
         session.refresh_from_db()
         assert session.status == ProctoringSession.Status.ACTIVE
     # One end of the session, and the graded signal (the LMS grade book listens), both waiting for the commit.
-    assert [c.__qualname__.split(".")[0] for c in callbacks] == ["_proctoring_end_on_commit", "_graded_on_commit"]
+    assert [c.__qualname__.split(".")[0] for c in callbacks] == ["_closed_on_commit", "_graded_on_commit"]
 
 
 def test_a_second_submit_ends_nothing_more(attempt, session, django_capture_on_commit_callbacks):
@@ -77,7 +77,7 @@ def test_a_late_submit_expires_the_attempt_and_ends_the_session_once(
     # attempt_submit hands over to attempt_expire, which asks for the end once; the end then notifies the socket.
     assert StreamEvent.objects.filter(session=session, kind=StreamEvent.Kind.ENDED).count() == 1
     names = [c.__qualname__.split(".")[0] for c in callbacks]
-    assert names == ["_proctoring_end_on_commit", "_graded_on_commit", "session_end_for_attempt"]
+    assert names == ["_closed_on_commit", "_graded_on_commit", "session_end_for_attempt"]
 
 
 def test_a_rolled_back_submission_leaves_the_session_running(attempt, session, django_capture_on_commit_callbacks):

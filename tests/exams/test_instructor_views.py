@@ -106,7 +106,10 @@ def test_editing_an_exam_keeps_sensitivity_set_on_the_review_page(client, paper,
     paper.exam.save()
     client.force_login(ivan)
     page = client.get(f"/exams/{paper.exam.id}/edit/")
-    assert page.context["form"].initial["sensitivity"] == "custom"
+    # Proctoring's section of the exam form (proctoring.forms.ExamProctoringForm, added through exams.hooks).
+    [proctoring] = page.context["sections"]
+    assert proctoring.initial["sensitivity"] == "custom"
+    assert "Custom (set on the review page): keep it" in page.content.decode()
     data = {
         "title": "Physics II",
         "opens_at": "2030-01-10T09:00",

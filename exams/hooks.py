@@ -1,0 +1,56 @@
+"""What the apps built on exams add to it, without exams importing them (issue 10: accounts <- exams <- proctoring).
+Each registers in its AppConfig.ready():
+
+- the start gate: the set-up a student must finish before an exam's clock starts (proctoring's consent, enrolment,
+  photo ID and identity), asked through `setup_status`;
+- sections of the exam form (proctoring's settings): a Form class with `legend`, `section_template`,
+  `initial_for(exam)` and `service_kwargs()`, whose arguments join the exam form's for exam_create/exam_update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from accounts.models import User
+from exams.models import Exam
+
+
+class SetupStatus(Protocol):
+    """What a provider answers: `missing` names the first step still to do (for example "consent"), or is None."""
+
+    @property
+    def missing(self) -> str | None: ...
+
+
+SetupProvider = Callable[..., Any]
+_providers: list[SetupProvider] = []
+
+
+def setup_provider_register(provider: SetupProvider) -> None:
+    """Register `provider(user=..., exam=...) -> SetupStatus`; registering the same one twice is harmless."""
+    if provider not in _providers:
+        _providers.append(provider)
+
+
+def setup_status(*, exam: Exam, student: User) -> Any | None:
+    """The first provider's status of `student`'s set-up for `exam` (what the exam's page shows), or None when no
+    app gates the start."""
+    for provider in _providers:
+        return provider(user=student, exam=exam)
+    return None
+
+
+_form_sections: list[type] = []
+
+
+def exam_form_section_register(form_class: type) -> None:
+    if form_class not in _form_sections:
+        _form_sections.append(form_class)
+
+
+def exam_form_sections(data: Any = None, *, exam: Exam | None = None) -> list[Any]:
+    """The registered sections of the exam form, bound to `data` (a POST) and filled from `exam` when editing."""
+    return [
+        section(data, initial=section.initial_for(exam) if exam is not None else None) for section in _form_sections
+    ]

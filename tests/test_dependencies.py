@@ -1,0 +1,56 @@
+"""Dependencies point one way (issue 10): accounts <- exams <- proctoring. exams says what happened (exams.signals)
+and what it can be extended with (exams.hooks); proctoring subscribes and registers in its AppConfig.ready()."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# app -> the apps it must never import, at the top of a file or inside a function.
+FORBIDDEN = {"accounts": ("exams", "proctoring"), "exams": ("proctoring",)}
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+    return modules
+
+
+@pytest.mark.parametrize("app", sorted(FORBIDDEN))
+def test_an_app_imports_only_what_it_builds_on(app):
+    offences = []
+    for path in sorted((ROOT / app).rglob("*.py")):
+        for module in imported_modules(path):
+            if module.split(".")[0] in FORBIDDEN[app]:
+                offences.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert offences == []
+
+
+def test_the_check_finds_an_import_inside_a_function(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from proctoring.rules import step\n    return step\n")
+    assert imported_modules(sample) == {"proctoring.rules"}
+
+
+def relative_imports(path: Path) -> set[str]:
+    """The sibling modules a module imports with `from .x import ...`, anywhere in it."""
+    return {
+        node.module
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+    }
+
+
+def test_the_vision_engine_has_no_import_circle_through_its_error():
+    vision = ROOT / "proctoring" / "vision"
+    assert imported_modules(vision / "errors.py") == {"__future__"} and not relative_imports(vision / "errors.py")
+    # base -> packs -> registry -> base was a circle: the model modules take ModelPackError from errors.py.
+    for name in ("base", "registry", "blazeface", "arcface", "facemesh", "ssd", "yolo", "insightface_pack"):
+        assert "packs" not in relative_imports(vision / f"{name}.py"), name
