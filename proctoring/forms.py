@@ -137,10 +137,7 @@ class ExamProctoringForm(forms.Form):
 
     @classmethod
     def initial_for(cls, exam: Exam) -> dict[str, Any]:
-        try:
-            current = rules.RuleSettings.from_config(exam.proctoring_settings)
-        except ValueError:
-            current = rules.RuleSettings()
+        current = rules.RuleSettings.from_config_or_default(exam.proctoring_settings)
         preset = next((name for name, kn in SENSITIVITY_PRESETS.items() if kn == (current.k, current.n)), CUSTOM)
         return {
             "proctoring_enabled": exam.proctoring_enabled,

@@ -187,6 +187,15 @@ class RuleSettings:
         return data
 
     @classmethod
+    def from_config_or_default(cls, config: Mapping[str, Any] | None) -> RuleSettings:
+        """from_config, or the defaults when the stored config no longer validates (the forms then show, and save,
+        valid values)."""
+        try:
+            return cls.from_config(config)
+        except ValueError:
+            return cls()
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RuleSettings:
         """Inverse of to_dict (a stored settings snapshot); unknown keys are ignored."""
         names = {f.name for f in fields(cls)}

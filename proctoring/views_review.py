@@ -348,10 +348,7 @@ class SensitivityForm(forms.Form):
 
     @classmethod
     def initial_for(cls, exam: Exam) -> dict[str, Any]:
-        try:
-            current = rules.RuleSettings.from_config(exam.proctoring_settings)
-        except ValueError:
-            current = rules.RuleSettings()
+        current = rules.RuleSettings.from_config_or_default(exam.proctoring_settings)
         return {
             "checks": sorted(current.checks),
             **{name: getattr(current, name) for name in cls.base_fields if name != "checks"},

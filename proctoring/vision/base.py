@@ -133,7 +133,11 @@ class Model(ABC):
 
         if pixels.layout == "NCHW":
             blob: np.ndarray = cv2.dnn.blobFromImage(
-                image, 1.0 / pixels.scale, None, (pixels.mean,) * 3, swapRB=pixels.rgb  # type: ignore[call-overload]
+                image,
+                1.0 / pixels.scale,
+                None,
+                (pixels.mean,) * 3,
+                swapRB=pixels.rgb,  # type: ignore[call-overload]
             )
             return blob
         source = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if pixels.rgb else image
