@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from examsite.timezones import validate_time_zone
+
+# An answer sent in the last moment before the deadline can reach the server a little after it (the autosave
+# request is in flight, or the page flushes its pending saves when the timer reaches zero). Five seconds covers a
+# slow round trip without giving anyone meaningful extra time.
+DEADLINE_GRACE = timedelta(seconds=5)
 
 
 class Exam(models.Model):
@@ -138,6 +146,12 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"Attempt {self.number} of {self.student} on {self.exam}"
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        """Still running: in progress, and its deadline (with DEADLINE_GRACE) not passed. The one answer to "is this
+        attempt live?" for the exam pages, the expiry and the proctoring session alike (issue 10)."""
+        now = now or timezone.now()
+        return self.status == self.Status.IN_PROGRESS and now <= self.deadline + DEADLINE_GRACE
 
 
 class Answer(models.Model):

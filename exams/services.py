@@ -37,13 +37,8 @@ from .exceptions import (
     NotAllowed,
     NotEnrolled,
 )
-from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
+from .models import DEADLINE_GRACE, Answer, Attempt, Choice, Enrollment, Exam, Question
 from .signals import attempt_closed, attempt_graded, attempt_started
-
-# An answer sent in the last moment before the deadline can reach the server a little after it (the autosave
-# request is in flight, or the page flushes its pending saves when the timer reaches zero). Five seconds covers a
-# slow round trip without giving anyone meaningful extra time.
-DEADLINE_GRACE = timedelta(seconds=5)
 
 # Long enough for a paragraph-style short answer; bounded so that one request can't store megabytes.
 MAX_ANSWER_CHARS = 10_000
@@ -69,7 +64,7 @@ def attempt_deadline(*, exam: Exam, enrollment: Enrollment, started_at: datetime
 
 
 def attempt_is_overdue(*, attempt: Attempt, now: datetime | None = None) -> bool:
-    return attempt.status == Attempt.Status.IN_PROGRESS and _now(now) > attempt.deadline + DEADLINE_GRACE
+    return attempt.status == Attempt.Status.IN_PROGRESS and not attempt.is_live(_now(now))
 
 
 def attempt_start(*, exam: Exam, student: User, now: datetime | None = None) -> Attempt:

@@ -20,8 +20,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from exams.models import Exam
 from examsite.websocket import SurvivesLayerOutage
 from proctoring.consumers import attempt_group, monitor_group, parse_message
-from proctoring.selectors_review import exam_roster
-from proctoring.services.review import ReviewError, instructor_message_create, user_can_review_exam
+from proctoring.selectors_review import exam_for_review, exam_roster
+from proctoring.services.review import ReviewError, instructor_message_create
 from proctoring.services.sessions import instructor_message_event
 
 # An instructor typing can't send more than this many messages per minute: a stuck key must not flood a student.
@@ -38,10 +38,8 @@ class SnapshotEvent(TypedDict):
 
 
 def _exam_if_allowed(exam_id: int, user: Any) -> Exam | None:
-    exam = Exam.objects.filter(pk=exam_id).first()
-    if exam is None or user is None or not user_can_review_exam(user=user, exam=exam):
-        return None
-    return exam
+    """The exam, when this user may review it (the review pages' own rule, selectors_review.exam_for_review)."""
+    return exam_for_review(user=user, exam_id=exam_id) if user is not None else None
 
 
 class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):

@@ -7,9 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
 
 from proctoring import rules
 from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, Snapshot
@@ -40,22 +38,9 @@ def enrolled_face_of(*, user: Any) -> EnrolledFace | None:
     )
 
 
-def user_can_view_evidence(*, user: Any, exam_owner_id: int) -> bool:
-    """Evidence is for the exam's owning instructor and platform admins; nobody else, not even the student
-    (a student sees confirmed flags through the review pages, not raw snapshots)."""
-    if not user.is_authenticated:
-        return False
-    return bool(user.is_superuser or getattr(user, "is_platform_admin", False) or user.pk == exam_owner_id)
-
-
-def snapshot_for_viewer(*, user: Any, snapshot_id: int) -> Snapshot:
-    """The snapshot, if this user may see it. Http404 when it does not exist, PermissionDenied when not theirs."""
-    snapshot = Snapshot.objects.select_related("flag__session__attempt__exam").filter(pk=snapshot_id).first()
-    if snapshot is None:
-        raise Http404("No such snapshot")
-    if not user_can_view_evidence(user=user, exam_owner_id=snapshot.flag.session.attempt.exam.owner_id):
-        raise PermissionDenied("Only the exam's instructor and admins can view evidence")
-    return snapshot
+def snapshot_with_exam(*, snapshot_id: int) -> Snapshot | None:
+    """The snapshot with its flag, session, attempt and exam (for the permission check), or None."""
+    return Snapshot.objects.select_related("flag__session__attempt__exam").filter(pk=snapshot_id).first()
 
 
 def frame_records_for_session(*, session: ProctoringSession) -> list[rules.FrameRecord]:

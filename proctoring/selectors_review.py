@@ -30,8 +30,8 @@ from proctoring.models import (
     Snapshot,
     StreamEvent,
 )
+from proctoring.permissions import user_can_review_exam
 from proctoring.selectors import monitor_flag
-from proctoring.services.review import user_can_review_exam
 
 # How much an open flag of each kind weighs in the review priority. Identity and a second person are the strongest
 # signs that someone else is involved; looking away has the most innocent causes (notes on paper allowed, reading

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from proctoring.selectors import snapshot_for_viewer
+from proctoring.permissions import user_can_view_evidence
+from proctoring.selectors import snapshot_with_exam
 from proctoring.services.evidence import evidence_view_record, identity_view_record, snapshot_read
 from proctoring.services.identity import IdentityError, identity_photo_for_viewer
 
@@ -14,7 +16,11 @@ from proctoring.services.identity import IdentityError, identity_photo_for_viewe
 @login_required
 @require_GET
 def snapshot_view(request: HttpRequest, snapshot_id: int) -> HttpResponse:
-    snapshot = snapshot_for_viewer(user=request.user, snapshot_id=snapshot_id)
+    snapshot = snapshot_with_exam(snapshot_id=snapshot_id)
+    if snapshot is None:
+        raise Http404("No such snapshot")
+    if not user_can_view_evidence(user=request.user, exam_owner_id=snapshot.flag.session.attempt.exam.owner_id):
+        raise PermissionDenied("Only the exam's instructor and admins can view evidence")
     try:
         data = snapshot_read(snapshot=snapshot)
     except FileNotFoundError:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from exams.models import Exam
 from proctoring.models import EnrolmentDecision, FaceTemplate, ReferencePhoto
+from proctoring.permissions import students_of, user_can_verify
 from proctoring.services.evidence import private_delete, private_path, private_write
 from proctoring.services.review import NOTE_MAX, ReviewError
 from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_within
@@ -176,24 +176,6 @@ def identity_threshold(*, pack: str) -> float:
 
 def _vector(blob: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(bytes(blob), dtype="<f4")
-
-
-def user_can_verify(*, actor: User, student: User) -> bool:
-    """Admins verify anyone; an instructor, the students enrolled in (or sitting) one of their exams."""
-    if not actor.is_authenticated or not actor.is_active:
-        return False
-    if actor.is_platform_admin:
-        return True
-    return actor.is_instructor and students_of(actor).filter(pk=student.pk).exists()
-
-
-def students_of(actor: User) -> QuerySet[User]:
-    """The students whose enrolments `actor` may see and decide on."""
-    students = User.objects.filter(role=User.Role.STUDENT)
-    if actor.is_platform_admin:
-        return students
-    mine = Q(enrollments__exam__owner=actor) | Q(attempts__exam__owner=actor)
-    return students.filter(pk__in=User.objects.filter(mine).values("pk"))
 
 
 def enrolment_decide(*, student_id: int, actor: User, action: str, note: str = "") -> FaceTemplate:

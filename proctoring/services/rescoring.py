@@ -31,9 +31,10 @@ from accounts.models import User
 from exams.models import Enrollment, Exam
 from proctoring import rules
 from proctoring.models import Flag, FlagDecision, FlagWithdrawal, Observation, ProctoringSession, RescoreRun
+from proctoring.permissions import user_can_review_exam
 from proctoring.selectors import frame_records_for_session
 from proctoring.services.flags import model_version_of
-from proctoring.services.review import ReviewError, user_can_review_exam
+from proctoring.services.review import ReviewError
 
 INF = 1 << 62
 REVIEWED = (Flag.Status.CONFIRMED, Flag.Status.DISMISSED)

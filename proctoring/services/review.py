@@ -11,9 +11,10 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from exams.models import Attempt, Exam
+from exams.models import Attempt
 from exams.signals import integrity_flag_confirmed
 from proctoring.models import Flag, FlagDecision, FlagResponse, FlagWithdrawal, InstructorMessage
+from proctoring.permissions import user_can_review_exam
 
 NOTE_MAX = 2000
 RESPONSE_MAX = 2000
@@ -27,15 +28,6 @@ class ReviewError(ValueError):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def user_can_review_exam(*, user: User, exam: Exam) -> bool:
-    """Instructors review their own exams; platform admins review every exam; nobody else reviews anything."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_platform_admin:
-        return True
-    return user.is_instructor and exam.owner_id == user.pk
 
 
 _DECISIONS: dict[str, tuple[str, str]] = {

@@ -127,7 +127,7 @@ def session_open(*, attempt_id: int, user: Any) -> SessionStart:
     if attempt.student_id != user.pk:
         raise SessionRefused(NOT_YOURS, "not your attempt")
     now = timezone.now()
-    if attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= now:
+    if not attempt.is_live(now):
         raise SessionRefused(NOT_IN_PROGRESS, "the attempt is not in progress")
     if not attempt.exam.proctoring_enabled:
         raise SessionRefused(NOT_IN_PROGRESS, "proctoring is off for this exam")
@@ -320,7 +320,7 @@ def session_record_result(
 
         ended = None
         attempt = session.attempt
-        if attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= timezone.now():
+        if not attempt.is_live():
             ended = "attempt_closed"
         elif settings.end_after_confirmed:
             confirmed = Flag.objects.filter(session__attempt=attempt, status=Flag.Status.CONFIRMED).count()
@@ -391,9 +391,7 @@ def session_disconnect(*, session_id: int, code: int) -> str | None:
         session=session, kind=StreamEvent.Kind.DISCONNECTED, at=timezone.now(), details={"code": code}
     )
     attempt = session.attempt
-    if session.status == ProctoringSession.Status.ACTIVE and (
-        attempt.status != Attempt.Status.IN_PROGRESS or attempt.deadline <= timezone.now()
-    ):
+    if session.status == ProctoringSession.Status.ACTIVE and not attempt.is_live():
         if session_end(session_id=session_id, reason="attempt_closed"):
             return "submitted" if attempt.status == Attempt.Status.SUBMITTED else "ended"
     return None
