@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 
 from accounts import selectors, services
@@ -61,7 +63,7 @@ class UserAdmin(BaseUserAdmin):
     def face_enrolled(self, obj: User) -> bool:
         return hasattr(obj, "face_template")
 
-    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         # Keep the admin flags in step with the role (services.role_access), unless the person ticked the flags
         # themselves in this same save: then their choice wins.
         changed = set(form.changed_data)
@@ -78,7 +80,7 @@ class UserAdmin(BaseUserAdmin):
             )
         super().save_model(request, obj, form, change)
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern | URLResolver]:
         custom = [
             path(
                 "import-csv/",

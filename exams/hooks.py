@@ -41,15 +41,31 @@ def setup_status(*, exam: Exam, student: User) -> Any | None:
     return None
 
 
-_form_sections: list[type] = []
+class FormSection(Protocol):
+    """A section of the exam form, as exam_form_sections builds it: a Django Form class with these."""
+
+    legend: str
+    section_template: str
+
+    def __init__(self, data: Any = None, *, initial: dict[str, Any] | None = None) -> None: ...
+
+    @classmethod
+    def initial_for(cls, exam: Exam) -> dict[str, Any]: ...
+
+    def is_valid(self) -> bool: ...
+
+    def service_kwargs(self) -> dict[str, Any]: ...
 
 
-def exam_form_section_register(form_class: type) -> None:
+_form_sections: list[type[FormSection]] = []
+
+
+def exam_form_section_register(form_class: type[FormSection]) -> None:
     if form_class not in _form_sections:
         _form_sections.append(form_class)
 
 
-def exam_form_sections(data: Any = None, *, exam: Exam | None = None) -> list[Any]:
+def exam_form_sections(data: Any = None, *, exam: Exam | None = None) -> list[FormSection]:
     """The registered sections of the exam form, bound to `data` (a POST) and filled from `exam` when editing."""
     return [
         section(data, initial=section.initial_for(exam) if exam is not None else None) for section in _form_sections

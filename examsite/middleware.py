@@ -62,7 +62,7 @@ class LmsFramingMiddleware:
         response = self.get_response(request)
         origins = list(getattr(settings, "LTI_FRAME_ANCESTORS", []))
         if origins:
-            response.xframe_options_exempt = True  # type: ignore[attr-defined]
+            response.xframe_options_exempt = True
             replace = dict(getattr(response, "_csp_replace", None) or {})
             replace["frame-ancestors"] = origins
             response._csp_replace = replace  # type: ignore[attr-defined]

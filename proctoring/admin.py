@@ -4,6 +4,7 @@ audited like any other view of evidence."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from proctoring.forms import ReferencePhotoUploadForm
@@ -41,29 +42,29 @@ def _review(request: HttpRequest, flag_ids: list[int], decision: str) -> None:
 
 
 @admin.action(description="Confirm the open flags of the selected sessions")
-def confirm_open_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+def confirm_open_flags(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     ids = list(Flag.objects.filter(session__in=queryset, status=Flag.Status.OPEN).values_list("pk", flat=True))
     _review(request, ids, "confirm")
 
 
 @admin.action(description="Dismiss the open flags of the selected sessions")
-def dismiss_open_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+def dismiss_open_flags(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     ids = list(Flag.objects.filter(session__in=queryset, status=Flag.Status.OPEN).values_list("pk", flat=True))
     _review(request, ids, "dismiss")
 
 
 @admin.action(description="Confirm the selected flags")
-def confirm_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+def confirm_flags(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     _review(request, list(queryset.values_list("pk", flat=True)), "confirm")
 
 
 @admin.action(description="Dismiss the selected flags")
-def dismiss_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+def dismiss_flags(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     _review(request, list(queryset.values_list("pk", flat=True)), "dismiss")
 
 
 @admin.action(description="Reopen the selected flags")
-def reopen_flags(modeladmin, request, queryset):  # type: ignore[no-untyped-def]
+def reopen_flags(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     _review(request, list(queryset.values_list("pk", flat=True)), "reopen")
 
 
@@ -106,7 +107,7 @@ class HasFlagsFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "With flags"), ("open", "With unreviewed flags"), ("no", "Without flags"), ("all", "All")]
 
-    def choices(self, changelist):  # type: ignore[override]
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
         # Flagged sessions are what admins come here for, so "With flags" is the default instead of "All".
         current = self.value() or "yes"
         for lookup, title in self.lookup_choices:
@@ -376,7 +377,7 @@ class ReferencePhotoAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern | URLResolver]:
         custom = [
             path("upload/", self.admin_site.admin_view(self.upload_view), name="proctoring_referencephoto_upload")
         ]

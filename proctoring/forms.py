@@ -53,7 +53,7 @@ class ReferencePhotoUploadForm(forms.Form):
 
     MAX_BYTES = 200 * 1024 * 1024
 
-    def clean_file(self):  # type: ignore[no-untyped-def]
+    def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         if upload.size > self.MAX_BYTES:
             raise forms.ValidationError("The file is larger than 200 MB.")

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
@@ -89,7 +90,7 @@ def _visible_flags() -> QuerySet[Flag]:
 @dataclass
 class AttemptSummary:
     attempt: Attempt
-    by_kind: Counter = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
     open: int = 0
     confirmed: int = 0
     dismissed: int = 0
@@ -354,7 +355,7 @@ def roster_state(attempt: Attempt | None, session: ProctoringSession | None, las
     return "connected" if session.last_frame_at is not None else "setting_up"
 
 
-def exam_roster(*, exam: Exam) -> list[dict]:
+def exam_roster(*, exam: Exam) -> list[dict[str, Any]]:
     """Initial tiles for the live monitor: every student enrolled in the exam (and anyone with an attempt), each
     with their state, latest attention and conditions, open flags and review priority. A fixed number of queries
     whatever the class size: 200 students must not cost 1,000 queries each time a monitor connects."""
@@ -369,7 +370,8 @@ def exam_roster(*, exam: Exam) -> list[dict]:
         .values("kind")[:1]
     )
     last_observation = Observation.objects.filter(session=OuterRef("pk")).order_by("-seq")
-    sessions: dict[int, ProctoringSession] = {}
+    # Annotated with the latest connection, attention and signals (last_connection, last_attention, last_signals).
+    sessions: dict[int, Any] = {}
     for session in (
         ProctoringSession.objects.filter(attempt__in=latest.values())
         .annotate(
@@ -386,33 +388,31 @@ def exam_roster(*, exam: Exam) -> list[dict]:
     ):
         open_flags.setdefault(flag.session_id, []).append(flag)
 
-    tiles = []
+    tiles: list[dict[str, Any]] = []
     for student_id, student in students.items():
-        attempt = latest.get(student_id)
-        session = sessions.get(attempt.pk) if attempt is not None else None
-        flags = open_flags.get(session.pk, []) if session is not None else []
-        signals = session.last_signals if session is not None else None
+        latest_attempt = latest.get(student_id)
+        live = sessions.get(latest_attempt.pk) if latest_attempt is not None else None
+        flags = open_flags.get(live.pk, []) if live is not None else []
+        signals = live.last_signals if live is not None else None
         if isinstance(signals, str):  # some databases hand a JSON subquery back as text
             signals = json.loads(signals)
         tiles.append(
             {
                 "student_id": student_id,
-                "attempt_id": attempt.pk if attempt is not None else None,
-                "session_id": session.pk if session is not None else None,
+                "attempt_id": latest_attempt.pk if latest_attempt is not None else None,
+                "session_id": live.pk if live is not None else None,
                 # The same name the proctoring consumer puts in its status, so a tile keeps one title.
                 "student": student.get_full_name() or student.get_username(),
-                "state": roster_state(attempt, session, session.last_connection if session is not None else None),
-                "attention": session.last_attention if session is not None else None,
-                "label": rules.attention_label(session.last_attention)
-                if session is not None and session.last_attention is not None
+                "state": roster_state(latest_attempt, live, live.last_connection if live is not None else None),
+                "attention": live.last_attention if live is not None else None,
+                "label": rules.attention_label(live.last_attention)
+                if live is not None and live.last_attention is not None
                 else None,
                 "conditions": list(signals or []),
                 "open_flags": [monitor_flag(f) for f in flags],
                 "priority": round(sum(flag_priority(f) for f in flags), 2),
-                "last_frame_at": session.last_frame_at.timestamp()
-                if session is not None and session.last_frame_at
-                else None,
+                "last_frame_at": live.last_frame_at.timestamp() if live is not None and live.last_frame_at else None,
             }
         )
-    tiles.sort(key=lambda t: t["student"].lower())
+    tiles.sort(key=lambda t: str(t["student"]).lower())
     return tiles

@@ -17,14 +17,18 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 from django.core import signing
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from lti_tool.lti_core.constants import ContextRole
 from lti_tool.lti_core.utils import normalize_role
@@ -36,6 +40,7 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException, LtiServiceException
 from pylti1p3.grade import Grade
 from pylti1p3.names_roles import NamesRolesProvisioningService
+from pylti1p3.registration import Registration
 from pylti1p3.service_connector import ServiceConnector
 
 from accounts.models import User
@@ -48,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 INSTRUCTOR_ROLES = {ContextRole.INSTRUCTOR, ContextRole.CONTENT_DEVELOPER}
 LEARNER_ROLES = {ContextRole.LEARNER}
-AGS_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+AGS_SCORE: Final = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 NRPS_READ = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 ACS_SCOPE = "https://purl.imsglobal.org/spec/lti-ap/scope/control.all"
 EXAM_TOKEN_SALT = "lti.deep-link.exam"
@@ -91,7 +96,7 @@ def launch_user_provision(launch: LtiLaunch) -> User:
     sync_data_from_launch(launch)
     lti_user = LtiUser.objects.select_for_update().get(pk=launch.user.pk)
     instructor = launch_is_instructor(launch)
-    user = lti_user.auth_user
+    user: User | None = lti_user.auth_user
     if user is None:
         user = User(
             username=_username_for(lti_user),
@@ -159,7 +164,7 @@ def _exam_from_custom(launch: LtiLaunch) -> Exam | None:
     return Exam.objects.filter(pk=data.get("exam")).first()
 
 
-def exams_for_linking(user: User):
+def exams_for_linking(user: User) -> QuerySet[Exam]:
     return (
         Exam.objects.filter(owner=user).order_by("-opens_at", "id")
         if not user.is_platform_admin
@@ -185,7 +190,7 @@ def exam_for_new_link(*, actor: User, title: str) -> Exam:
         owner=actor,
         title=title.strip() or "New exam",
         opens_at=now,
-        closes_at=now + timezone.timedelta(days=14),
+        closes_at=now + timedelta(days=14),
         duration_minutes=60,
     )
 
@@ -264,14 +269,14 @@ def roster_sync(*, link: ExamLink) -> RosterReport:
 
 
 @transaction.atomic
-def _member_user(registration: LtiRegistration, member: dict) -> User:
+def _member_user(registration: LtiRegistration, member: Mapping[str, Any]) -> User:
     lti_user, _ = LtiUser.objects.select_for_update().get_or_create(registration=registration, sub=member["user_id"])
     for field, key in (("given_name", "given_name"), ("family_name", "family_name"), ("name", "name"),
                        ("email", "email")):  # fmt: skip
         if member.get(key):
             setattr(lti_user, field, member[key])
     lti_user.save()
-    user = lti_user.auth_user
+    user: User | None = lti_user.auth_user
     if user is None:
         user = User(username=_username_for(lti_user), role=User.Role.STUDENT)
         user.set_unusable_password()
@@ -412,9 +417,9 @@ def start_assessment_reply(*, handover: ProctoringHandover) -> DeepLinkReply:
             k: v for k, v in (("given_name", user.first_name), ("family_name", user.last_name)) if v
         },  # fmt: skip
     }
-    token = jwt.encode(
-        claims, registration.get_tool_private_key(), algorithm="RS256", headers={"kid": registration.get_kid()}
-    )
+    private_key = registration.get_tool_private_key()
+    assert private_key, "the registration has the tool's key (tool_key_ensure)"
+    token = jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": registration.get_kid()})
     handover.state = ProctoringHandover.State.STARTED
     handover.end_assessment_return = True
     handover.save(update_fields=["state", "end_assessment_return", "updated_at"])
@@ -431,7 +436,7 @@ def handover_attempt(*, handover: ProctoringHandover) -> Attempt:
     return attempt
 
 
-def _attempt_number(value: str):
+def _attempt_number(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
@@ -465,7 +470,7 @@ ACS_REASONS = {
 }
 
 
-def acs_flag_send(*, attempt: Attempt, kind: str, at, confidence: float, note: str) -> bool:
+def acs_flag_send(*, attempt: Attempt, kind: str, at: datetime, confidence: float, note: str) -> bool:
     """Tell the platform's Assessment Control Service that a person confirmed an integrity concern (action "flag"),
     when the attempt came through LTI Proctoring Services and the platform offers the service with that action.
     Never for a flag nobody confirmed. Returns whether it was sent; a failure is logged, not raised."""
@@ -508,7 +513,7 @@ class _TimedSession(requests.Session):
     """Calls to the LMS give up after a few seconds: a grade is sent in the request that graded it, and a slow LMS
     must not hold a student's submit (a failed send is retried by housekeeping)."""
 
-    def request(self, *args, **kwargs):
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", LMS_TIMEOUT_S)
         return super().request(*args, **kwargs)
 
@@ -517,6 +522,7 @@ def _connector(registration: LtiRegistration) -> ServiceConnector:
     return ServiceConnector(_registration(registration), requests_session=_TimedSession())
 
 
-def _registration(registration: LtiRegistration):
+def _registration(registration: LtiRegistration) -> Registration:
     tool_key_ensure()
-    return registration.to_registration()
+    converted: Registration = registration.to_registration()
+    return converted

@@ -15,16 +15,21 @@ from __future__ import annotations
 import functools
 import statistics
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.db import transaction
 
+from accounts.models import User
 from proctoring.models import FaceTemplate
 from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
-from proctoring.vision.base import l2_normalise
+from proctoring.vision.base import FaceEmbedder, l2_normalise
 from proctoring.vision.frames import encode_jpeg, fit_within
-from proctoring.vision.types import Box, Gaze, Pose
+from proctoring.vision.types import Box, Face, Gaze, Pose
+
+if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
+    from proctoring.vision.pipeline import Analyzer
 
 # Quality limits. Face size: below ~80 px across, the 112x112 embedding crop is upsampled and loses identity
 # detail. Brightness is the mean grey level of the face box (0-255): under 50 faces lose contrast, over 210 they
@@ -75,8 +80,12 @@ class EnrolmentResult:
         return self.template is not None
 
 
-def _reject(reason: str, **extra) -> FrameCheck:
+def _reject(reason: str, **extra: Any) -> FrameCheck:
     return FrameCheck(ok=False, reason=reason, message=MESSAGES[reason], **extra)
+
+
+def _area(face: Face) -> float:
+    return (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
 
 
 def face_quality(*, image: np.ndarray, box: Box) -> dict[str, float]:
@@ -98,7 +107,7 @@ def face_quality(*, image: np.ndarray, box: Box) -> dict[str, float]:
     }
 
 
-def enrolment_check_frame(*, image: np.ndarray, analyzer=None) -> FrameCheck:
+def enrolment_check_frame(*, image: np.ndarray, analyzer: Analyzer | None = None) -> FrameCheck:
     """Check one enrolment frame (BGR array) and, when it is good, return its embedding and absolute pose."""
     from proctoring.vision.pipeline import get_analyzer
 
@@ -109,7 +118,7 @@ def enrolment_check_frame(*, image: np.ndarray, analyzer=None) -> FrameCheck:
     if not faces:
         return _reject("no_face")
     if len(faces) > 1:
-        return _reject("multiple_faces", face_box=analyzer.main_face(faces).box)
+        return _reject("multiple_faces", face_box=max(faces, key=_area).box)
     face = faces[0]
     quality = face_quality(image=image, box=face.box)
     if quality["face_px"] < MIN_FACE_PX:
@@ -137,7 +146,9 @@ def enrolment_check_frame(*, image: np.ndarray, analyzer=None) -> FrameCheck:
     )
 
 
-def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=None) -> EnrolmentResult:
+def face_enrol(
+    *, user: User, images: list[np.ndarray], min_frames: int = 3, analyzer: Analyzer | None = None
+) -> EnrolmentResult:
     """Build and store ``user``'s face template from ``images`` (BGR arrays). Nothing is stored unless at least
     ``min_frames`` frames pass; re-enrolment replaces the previous template."""
     from proctoring.vision.pipeline import cosine, get_analyzer
@@ -213,7 +224,7 @@ def face_enrol(*, user, images: list[np.ndarray], min_frames: int = 3, analyzer=
         )
         # A new enrolment is a new face: whatever was known of the old one no longer holds.
         template = enrolment_verify(user=user, reset=True) or template
-        transaction.on_commit(lambda: [private_delete(path) for path in old_photos])
+        transaction.on_commit(functools.partial(_delete_files, old_photos))
     return EnrolmentResult(accepted=len(good), rejections=rejections, template=template)
 
 
@@ -226,6 +237,11 @@ def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:
     return _embedding_model_of(pack or settings.MODEL_PACK)
 
 
+def _delete_files(paths: tuple[str, ...]) -> None:
+    for path in paths:
+        private_delete(path)
+
+
 @functools.lru_cache(maxsize=8)
 def _embedding_model_of(pack: str) -> tuple[str, str]:
     from proctoring.vision.packs import load_manifest
@@ -236,10 +252,11 @@ def _embedding_model_of(pack: str) -> tuple[str, str]:
     embedder = model_class(spec["class"])(
         params=spec.get("params", {}), name=spec["class"], version=spec.get("version", "")
     )
+    assert isinstance(embedder, FaceEmbedder), f"{spec['class']} is not a face embedder"
     return manifest.role_pack("embedder"), embedder.model_id
 
 
-def enrolment_is_current(*, user, pack: str | None = None) -> bool:
+def enrolment_is_current(*, user: User, pack: str | None = None) -> bool:
     """True when the user has a template made by the current pack's embedding model (else: re-enrol, 4412)."""
     from proctoring.vision.packs import embedding_pack_of
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from accounts.models import User
 from proctoring.models import EvidenceView, Flag, Snapshot
 
 SNAPSHOT_DIR = "snapshots"
@@ -70,7 +71,7 @@ def snapshot_read(*, snapshot: Snapshot) -> bytes:
     return snapshot_path(snapshot=snapshot).read_bytes()
 
 
-def evidence_view_record(*, viewer, snapshot: Snapshot) -> EvidenceView:
+def evidence_view_record(*, viewer: User, snapshot: Snapshot) -> EvidenceView:
     """Audit: who viewed which snapshot. Written on every serve, including thumbnails in the admin."""
     return EvidenceView.objects.create(
         viewer=viewer,
@@ -80,7 +81,7 @@ def evidence_view_record(*, viewer, snapshot: Snapshot) -> EvidenceView:
     )
 
 
-def identity_view_record(*, viewer, student_id: int, kind: str) -> EvidenceView:
+def identity_view_record(*, viewer: User, student_id: int, kind: str) -> EvidenceView:
     """Audit: who viewed a student's enrolment or reference photo (issue 11), in the same log as evidence."""
     return EvidenceView.objects.create(viewer=viewer, snapshot=None, snapshot_ref=f"{kind}-photo:user:{student_id}")
 

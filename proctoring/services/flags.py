@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from proctoring import rules
 from proctoring.models import Flag, ProctoringSession
@@ -26,7 +27,7 @@ def flag_open(
     frame: bytes | None,
     width: int,
     height: int,
-    settings_snapshot: dict | None = None,
+    settings_snapshot: dict[str, Any] | None = None,
 ) -> Flag:
     """Create the flag and its snapshot. The caller holds the transaction, so both commit before the event goes out."""
     details = dict(opened.details)

@@ -21,6 +21,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import transaction
@@ -35,6 +36,9 @@ from proctoring.services.review import NOTE_MAX, ReviewError
 from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_within
 from proctoring.vision.idphoto import MIN_ID_FACE_PX, id_faces
 from proctoring.vision.idphoto import width as face_width
+
+if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
+    from proctoring.vision.pipeline import Analyzer
 
 IDENTITY_DIR = "identity"
 # A reference photo is a portrait or a scan, larger than a webcam frame: accept up to 10 MB, and keep a copy that
@@ -67,7 +71,7 @@ class ReferenceFace:
     model_id: str
 
 
-def reference_face(*, data: bytes, analyzer=None) -> ReferenceFace:
+def reference_face(*, data: bytes, analyzer: Analyzer | None = None) -> ReferenceFace:
     """Check a reference photo: an image we can read, with exactly one face of at least 40 px. Raises
     IdentityError with what is wrong, for the person who chose the file."""
     import cv2
@@ -104,7 +108,7 @@ def reference_face(*, data: bytes, analyzer=None) -> ReferenceFace:
 
 
 def reference_photo_set(
-    *, user: User, data: bytes, added_by: User | None, source: str, analyzer=None
+    *, user: User, data: bytes, added_by: User | None, source: str, analyzer: Analyzer | None = None
 ) -> ReferencePhoto:
     """Attach (or replace) `user`'s reference photo and re-check their enrolment against it."""
     if not user.is_student:
@@ -250,7 +254,7 @@ class IdCheck:
     card_box: tuple[float, float, float, float] | None = None
 
 
-def photo_id_check(*, image: np.ndarray, template: FaceTemplate, analyzer=None) -> IdCheck:
+def photo_id_check(*, image: np.ndarray, template: FaceTemplate, analyzer: Analyzer | None = None) -> IdCheck:
     """Find the live face and the ID's printed face in the frame; the live one must be the enrolled person (who holds
     the card), the printed one is measured against the enrolment."""
     from proctoring.vision.pipeline import cosine, get_analyzer
@@ -276,7 +280,7 @@ def photo_id_check(*, image: np.ndarray, template: FaceTemplate, analyzer=None) 
     return IdCheck(True, "saved", ID_MESSAGES["saved"], similarity=similarity, card_box=found.card.box)
 
 
-def photo_id_record(*, user: User, image: np.ndarray, analyzer=None) -> IdCheck:
+def photo_id_record(*, user: User, image: np.ndarray, analyzer: Analyzer | None = None) -> IdCheck:
     """Check a frame of `user` holding their photo ID and, when it is usable, keep it with their enrolment (replacing
     an earlier one) and check the enrolment again. A frame that is not usable changes nothing."""
     template = FaceTemplate.objects.filter(user=user).only("embedding").first()
@@ -353,7 +357,12 @@ def photos_in(source: Path | bytes) -> list[tuple[str, bytes]]:
 
 
 def reference_photos_import(
-    *, files: list[tuple[str, bytes]], added_by: User | None, source: str, dry_run: bool = False, analyzer=None
+    *,
+    files: list[tuple[str, bytes]],
+    added_by: User | None,
+    source: str,
+    dry_run: bool = False,
+    analyzer: Analyzer | None = None,
 ) -> PhotoImportReport:
     """Attach reference photos named by username (``alice.jpg``), all or nothing.
 
@@ -415,7 +424,7 @@ def identity_queue(*, actor: User, status: str | None = None) -> list[FaceTempla
     )
     if status:
         templates = templates.filter(verification=status)
-    rank = {value: index for index, value in enumerate(QUEUE_ORDER)}
+    rank: dict[str, int] = {value: index for index, value in enumerate(QUEUE_ORDER)}
     return sorted(templates, key=lambda t: (rank.get(t.verification, 9), t.user.get_full_name() or t.user.username))
 
 
@@ -439,7 +448,7 @@ def identity_photo_for_viewer(*, actor: User, student_id: int, kind: str) -> byt
         data = private_path(path).read_bytes()
     except FileNotFoundError as exc:
         raise IdentityError("No such photo among your students.") from exc
-    return face_enlarged(data, box) if kind == "id_face" else data
+    return face_enlarged(data, box) if kind == "id_face" and box else data
 
 
 # The printed face on an ID is 30-60 px in the webcam frame: the review shows it at this size beside the others.

@@ -88,8 +88,8 @@ class FlagChange:
 class AttemptPlan:
     attempt_id: int
     student: str
-    before: Counter = field(default_factory=Counter)
-    after: Counter = field(default_factory=Counter)
+    before: Counter[str] = field(default_factory=Counter)
+    after: Counter[str] = field(default_factory=Counter)
     created: int = 0
     updated: int = 0
     withdrawn: int = 0
@@ -140,11 +140,11 @@ class RescorePlan:
     attempts: list[AttemptPlan]
 
     @property
-    def before(self) -> Counter:
+    def before(self) -> Counter[str]:
         return sum((a.before for a in self.attempts), Counter())
 
     @property
-    def after(self) -> Counter:
+    def after(self) -> Counter[str]:
         return sum((a.after for a in self.attempts), Counter())
 
     def totals(self) -> list[tuple[str, str, int, int, int]]:
@@ -359,10 +359,15 @@ def rescore_apply(*, exam_id: int, actor: User, config: Mapping[str, Any]) -> tu
     return run, plan
 
 
+def _flag_id(op: _Op) -> int:
+    assert op.flag_id is not None, f"a {op.op} names its flag"
+    return op.flag_id
+
+
 def _execute(op: _Op, *, run: RescoreRun, actor: User, attempt_id: int) -> None:
     audit = {"actor": actor, "run": run, "attempt_id": attempt_id}
     if op.op == "withdraw":
-        flag = Flag.objects.get(pk=op.flag_id)
+        flag = Flag.objects.get(pk=_flag_id(op))
         FlagWithdrawal.objects.create(flag=flag, run=run)
         FlagDecision.objects.create(
             flag=flag,
@@ -393,7 +398,7 @@ def _execute(op: _Op, *, run: RescoreRun, actor: User, attempt_id: int) -> None:
         )
         action = FlagDecision.Action.RESCORE_CREATE
     else:
-        flag = Flag.objects.get(pk=op.flag_id)
+        flag = Flag.objects.get(pk=_flag_id(op))
         for name, value in values.items():
             setattr(flag, name, value)
         flag.details = {**span.details, "rescored_by": run.pk, "live": flag.details.get("live", flag.details)}

@@ -26,11 +26,14 @@ How, and why that way:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -63,7 +66,7 @@ class PurgeReport:
     id_photos: int = 0
     orphan_files: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cutoff"] = self.cutoff.isoformat()
         return data
@@ -134,7 +137,7 @@ def _purge_snapshots(snapshots: QuerySet[Snapshot], *, report: PurgeReport, batc
         with transaction.atomic():
             # EvidenceView.snapshot is SET_NULL: the audit entry stays, with its snapshot_ref.
             Snapshot.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
-            transaction.on_commit(lambda files=files: _unlink(files, report=report))
+            transaction.on_commit(functools.partial(_unlink, files, report=report))
         deleted += len(batch)
 
 
@@ -147,8 +150,13 @@ def _purge_id_photos(templates: QuerySet[FaceTemplate], *, batch_size: int) -> i
             return purged
         with transaction.atomic():
             FaceTemplate.objects.filter(pk__in=[pk for pk, _ in batch]).update(id_photo_path="")
-            transaction.on_commit(lambda batch=batch: [private_delete(path) for _, path in batch])
+            transaction.on_commit(functools.partial(_delete_files, [path for _, path in batch]))
         purged += len(batch)
+
+
+def _delete_files(paths: list[str]) -> None:
+    for path in paths:
+        private_delete(path)
 
 
 def _resolve(batch: list[tuple[int, str]]) -> list[Path]:
@@ -176,7 +184,7 @@ def _unlink(files: list[Path], *, report: PurgeReport) -> None:
             report.files_deleted += 1
 
 
-def _delete_in_batches(queryset: QuerySet, *, batch_size: int) -> int:
+def _delete_in_batches(queryset: QuerySet[Any], *, batch_size: int) -> int:
     deleted = 0
     while True:
         pks = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
@@ -187,7 +195,7 @@ def _delete_in_batches(queryset: QuerySet, *, batch_size: int) -> int:
         deleted += len(pks)
 
 
-def _orphan_files(*, cutoff: datetime):
+def _orphan_files(*, cutoff: datetime) -> Iterator[Path]:
     """Snapshot files older than the cutoff that no row refers to, checked against the database a batch at a time."""
     root = Path(settings.PRIVATE_STORAGE_DIR)
     directory = root / SNAPSHOT_DIR
@@ -210,7 +218,7 @@ def _orphan_files(*, cutoff: datetime):
     yield from _without_rows(candidates)
 
 
-def _without_rows(candidates: dict[str, Path]):
+def _without_rows(candidates: dict[str, Path]) -> Iterator[Path]:
     known = set(Snapshot.objects.filter(path__in=list(candidates)).values_list("path", flat=True))
     for relative, path in candidates.items():
         if relative not in known:

@@ -253,11 +253,11 @@ def session_record_result(
                 update.append("server_errors")
             session.state = decision.state.to_dict()
             session.save(update_fields=update)
-            events = [dict(e) for e in decision.events]
-            for e in events:
-                if e["event"] == "FRAME_REJECTED":
-                    e["reason"] = result.reason or "corrupt"
-            return FrameOutcome(events=events, identity_due=rules.identity_due(decision.state, settings))
+            problems = [dict(e) for e in decision.events]
+            for problem in problems:
+                if problem["event"] == "FRAME_REJECTED":
+                    problem["reason"] = result.reason or "corrupt"
+            return FrameOutcome(events=problems, identity_due=rules.identity_due(decision.state, settings))
 
         seen = Seen.from_dict(result.observation or {})
         if seq <= session.last_seq:
@@ -332,13 +332,13 @@ def session_record_result(
     events: list[dict[str, Any]] = []
     alerts = []
     for raw in decision.events:
-        event = dict(raw)
-        check = event.pop("check", None)
+        item = dict(raw)
+        check = item.pop("check", None)
         if check is not None:
-            event["flag_id"] = flag_ids[check]
-        events.append(event)
-        if event["event"] not in ("AUTHORIZED", "ATTENTION_UPDATE"):
-            alerts.append({"event": event["event"], "at": received_at, "flag_id": event.get("flag_id")})
+            item["flag_id"] = flag_ids[check]
+        events.append(item)
+        if item["event"] not in ("AUTHORIZED", "ATTENTION_UPDATE"):
+            alerts.append({"event": item["event"], "at": received_at, "flag_id": item.get("flag_id")})
     return FrameOutcome(
         events=events,
         attention=decision.attention,
