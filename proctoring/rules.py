@@ -587,7 +587,7 @@ def _advance(state: RuleState, record: FrameRecord, settings: RuleSettings) -> D
 
 
 def _signals(record: FrameRecord, checks: Mapping[str, tuple[bool, float]]) -> tuple[str, ...]:
-    """Single-frame signals in the vision contract's order of precedence (proctoring.signals.frame_signals):
+    """Single-frame signals in the vision contract's order of precedence (proctoring.frame_signals.frame_signals):
     FACE_NOT_FOUND | MULTIPLE_FACES | IDENTITY_MISMATCH | AUTHORIZED, then PHONE_DETECTED, LOOKING_AWAY."""
     out: list[str] = []
     if checks.get(FACE_NOT_FOUND, (False,))[0]:

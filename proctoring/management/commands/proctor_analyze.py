@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from proctoring.signals import frame_signals
+from proctoring.frame_signals import frame_signals
 from proctoring.vision.coco import COCO80
 from proctoring.vision.frames import FrameError, decode_frame
 from proctoring.vision.packs import ModelPackError

@@ -1,7 +1,7 @@
 """Fixtures for the vision engine tests: the real default pack and the real evaluation photos.
 
-Both are set-up steps of `make test` (`manage.py models install`, `bench/evalset.py fetch`); when they have not run,
-these tests skip (or fail under REQUIRE_SERVICES=1) with the command that fixes it.
+Both are set-up steps of `make test` (`manage.py model_packs install`, `bench/evalset.py fetch`); when they have not
+run, these tests skip (or fail under REQUIRE_SERVICES=1) with the command that fixes it.
 """
 
 from __future__ import annotations

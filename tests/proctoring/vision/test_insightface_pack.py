@@ -265,7 +265,7 @@ def default_pack_file(name: str) -> Path:
 
     path = Path(settings.MODEL_DIR) / "default" / name
     if not path.is_file():
-        pytest.fail(f"{path} is missing: run `python manage.py models install default` (make test does)")
+        pytest.fail(f"{path} is missing: run `python manage.py model_packs install default` (make test does)")
     return path
 
 
@@ -391,7 +391,7 @@ def test_buffalo_install_without_network_or_directory_says_how_to_install_offlin
 
     settings.MODEL_DIR = tmp_path
     with pytest.raises(CommandError) as caught:
-        call_command("models", "install", "buffalo_s")
+        call_command("model_packs", "install", "buffalo_s")
     message = str(caught.value)
     assert "cannot download https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_s.zip" in message
     assert "--from DIR" in message

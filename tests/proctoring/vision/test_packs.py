@@ -26,7 +26,7 @@ def pack_copy(tmp_path, settings):
     """A temporary MODEL_DIR with a copy of the installed default pack."""
     source = Path(settings.MODEL_DIR) / "default"
     if not packs.verify_pack("default").ok:
-        service_missing("the default model pack is not installed: run `python manage.py models install`")
+        service_missing("the default model pack is not installed: run `python manage.py model_packs install`")
     shutil.copytree(source, tmp_path / "default")
     settings.MODEL_DIR = tmp_path
     reset_analyzers()
@@ -70,7 +70,7 @@ def test_a_missing_pack_is_a_loud_start_up_error_naming_the_fix(tmp_path, settin
     try:
         with pytest.raises(packs.ModelPackError) as err:
             get_analyzer("default")
-        assert "python manage.py models install default" in str(err.value)
+        assert "python manage.py model_packs install default" in str(err.value)
     finally:
         reset_analyzers()
 
@@ -80,7 +80,7 @@ def test_verify_accepts_an_intact_copy(pack_copy):
     assert report.ok, report.problems
     assert len(report.checked) == 8
     out = StringIO()
-    call_command("models", "verify", "default", stdout=out)
+    call_command("model_packs", "verify", "default", stdout=out)
     assert "8 files verified" in out.getvalue()
 
 
@@ -94,12 +94,12 @@ def test_a_tampered_file_fails_verify_and_start_up_then_install_repairs_it(pack_
     assert not report.ok
     assert any("face_landmark.onnx is corrupt" in p for p in report.problems)
     with pytest.raises(CommandError, match="face_landmark.onnx is corrupt"):
-        call_command("models", "verify", "default", stdout=StringIO())
-    with pytest.raises(packs.ModelPackError, match="models install default"):
+        call_command("model_packs", "verify", "default", stdout=StringIO())
+    with pytest.raises(packs.ModelPackError, match="model_packs install default"):
         get_analyzer("default")
 
     out = StringIO()
-    call_command("models", "install", "default", stdout=out)
+    call_command("model_packs", "install", "default", stdout=out)
     log = out.getvalue()
     assert "face_landmark.onnx: converting TFLite -> ONNX" in log
     assert "fr_feature.onnx: present, checksum ok" in log
@@ -108,7 +108,7 @@ def test_a_tampered_file_fails_verify_and_start_up_then_install_repairs_it(pack_
 
 def test_a_second_install_only_verifies(pack_copy):
     out = StringIO()
-    call_command("models", "install", "default", stdout=out)
+    call_command("model_packs", "install", "default", stdout=out)
     assert "already installed" in out.getvalue()
     assert "converting" not in out.getvalue()
 
@@ -130,7 +130,7 @@ def test_an_install_record_from_another_version_is_not_trusted(pack_copy):
 
 def test_models_list_shows_licences_and_caveats(pack_copy):
     out = StringIO()
-    call_command("models", "list", stdout=out)
+    call_command("model_packs", "list", stdout=out)
     text = out.getvalue()
     assert "default" in text and "installed, verified" in text
     assert "Apache-2.0" in text
@@ -179,7 +179,7 @@ def test_the_real_model_dir_is_not_touched_by_these_tests():
 
 def test_the_int8_pack_records_its_quantised_checksums_instead_of_pinning_them():
     # INT8 quantisation runs inference to correct biases, so its bytes may differ between CPUs: the install records
-    # their checksums (installed.json) and `models verify` checks against those. Everything else stays pinned.
+    # their checksums (installed.json) and `model_packs verify` checks against those. Everything else stays pinned.
     manifest = packs.load_manifest("default-int8")
     for pf in manifest.files.values():
         for out in pf.outputs():

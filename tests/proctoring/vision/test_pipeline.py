@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from bench import evalset as evalset_module
-from proctoring.signals import LOOKING_AWAY, frame_signals
+from proctoring.frame_signals import LOOKING_AWAY, frame_signals
 from proctoring.vision.pipeline import get_analyzer, relative_pose
 from proctoring.vision.types import EnrolledFace, Pose
 
@@ -156,7 +156,8 @@ def test_importing_the_engine_loads_no_inference_runtime():
     code = (
         "import os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'examsite.settings');"
         "import django; django.setup();"
-        "import proctoring.vision.pipeline, proctoring.vision.packs, proctoring.signals, proctoring.vision.frames;"
+        "import proctoring.vision.pipeline, proctoring.vision.packs, proctoring.frame_signals;"
+        "import proctoring.vision.frames;"
         "import proctoring.services.enrolment;"
         "heavy = [m for m in ('onnxruntime', 'openvino', 'cv2', 'insightface', 'ultralytics') if m in sys.modules];"
         "print(','.join(heavy))"

@@ -312,7 +312,7 @@ def test_yolo_install_without_weights_names_the_fix(tmp_path, settings, monkeypa
     settings.MODEL_DIR = tmp_path
     monkeypatch.delenv("YOLO_WEIGHTS", raising=False)
     with pytest.raises(CommandError, match="--from"):
-        call_command("models", "install", "yolo")
+        call_command("model_packs", "install", "yolo")
 
 
 def test_yolo_pack_takes_the_default_packs_face_models_as_they_are_calibrated_there(tmp_path, monkeypatch):

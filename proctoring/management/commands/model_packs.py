@@ -1,4 +1,4 @@
-"""`python manage.py models install|list|verify [PACK]`: the model packs of the vision engine."""
+"""`python manage.py model_packs install|list|verify [PACK]`: the model packs of the vision engine."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proctoring.signals import frame_signals
+from proctoring.frame_signals import frame_signals
 from proctoring.vision.types import DetectedObject, Face, Identity, Observation, Pose
 
 ONE = (Face(box=(10, 10, 110, 110), score=0.9),)
