@@ -38,6 +38,12 @@ def enrolled_face_of(*, user: Any) -> EnrolledFace | None:
     )
 
 
+def face_template_of(*, user: Any, fields: tuple[str, ...] = ()) -> FaceTemplate | None:
+    """The user's face enrolment (only `fields`, when given: the embedding is a few KB), or None."""
+    templates = FaceTemplate.objects.filter(user=user)
+    return (templates.only(*fields) if fields else templates).first()
+
+
 def snapshot_with_exam(*, snapshot_id: int) -> Snapshot | None:
     """The snapshot with its flag, session, attempt and exam (for the permission check), or None."""
     return Snapshot.objects.select_related("flag__session__attempt__exam").filter(pk=snapshot_id).first()

@@ -21,8 +21,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from exams.models import Attempt, Exam
 from proctoring.forms import ConsentForm
-from proctoring.models import FaceTemplate
 from proctoring.ratelimit import rate_allow
+from proctoring.selectors import face_template_of
 from proctoring.services.consent import (
     CONSENT_NOTICE_VERSION,
     consent_current,
@@ -136,7 +136,7 @@ def _enrolment_current(user) -> bool:
     except ModelPackError:
         # The pack itself is broken: re-enrolling cannot help. Let the page load; the checks report the failure.
         logger.exception("Cannot tell which embedding model is current")
-        return FaceTemplate.objects.filter(user=user).exists()
+        return face_template_of(user=user) is not None
 
 
 @login_required
@@ -144,7 +144,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request, "")
     if not consent_given(user=request.user):
         return redirect(_with_next(reverse("proctoring:consent"), request.get_full_path()))
-    template = FaceTemplate.objects.filter(user=request.user).only("updated_at", "frames_used").first()
+    template = face_template_of(user=request.user, fields=("updated_at", "frames_used"))
     return render(
         request,
         "proctoring/enrol.html",
@@ -167,7 +167,7 @@ def enrol_id(request: HttpRequest) -> HttpResponse:
         return redirect(_with_next(reverse("proctoring:consent"), request.get_full_path()))
     if not _enrolment_current(request.user):
         return redirect(_with_next(reverse("proctoring:enrol"), request.get_full_path()))
-    template = FaceTemplate.objects.filter(user=request.user).only("id_captured_at").first()
+    template = face_template_of(user=request.user, fields=("id_captured_at",))
     return render(
         request,
         "proctoring/enrol_id.html",
@@ -198,7 +198,7 @@ def enrol_id_frame(request: HttpRequest) -> JsonResponse:
         return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
     if not check.ok:
         return _json_error(422, check.reason, check.message)
-    template = FaceTemplate.objects.filter(user=request.user).only("id_captured_at").first()
+    template = face_template_of(user=request.user, fields=("id_captured_at",))
     captured = template.id_captured_at.isoformat() if template and template.id_captured_at else None
     return JsonResponse({"ok": True, "reason": check.reason, "message": check.message, "captured_at": captured})
 
@@ -235,15 +235,13 @@ def enrol_frame(request: HttpRequest) -> JsonResponse:
     except ModelPackError:
         logger.exception("Enrolment check unavailable: model pack")
         return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
-    # Luma as the eye sees it (ITU-R BT.601 weights on BGR), for the system check's lighting item.
-    brightness = float((image[..., 0] * 0.114 + image[..., 1] * 0.587 + image[..., 2] * 0.299).mean())
     return JsonResponse(
         {
             "ok": bool(check.ok),
             "reason": check.reason,
             "message": check.message,
             "face_box": [round(float(v), 1) for v in check.face_box] if check.face_box is not None else None,
-            "brightness": round(brightness, 1),
+            "brightness": check.brightness,
             "width": int(image.shape[1]),
             "height": int(image.shape[0]),
         }
@@ -402,7 +400,7 @@ def identity_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
     setup = proctoring_setup_status(user=request.user, exam=exam)
     if setup.missing in ("consent", "enrolment"):
         return redirect("exam_detail", exam_id=exam.pk)
-    template = FaceTemplate.objects.filter(user=request.user).only("verification_note", "verification").first()
+    template = face_template_of(user=request.user, fields=("verification_note", "verification"))
     return render(
         request,
         "proctoring/identity.html",

@@ -12,6 +12,7 @@ the vector, and the analyzer refuses to compare it with embeddings from another 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import statistics
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from proctoring.models import FaceTemplate
 from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
 from proctoring.vision.base import FaceEmbedder, l2_normalise
-from proctoring.vision.frames import encode_jpeg, fit_within
+from proctoring.vision.frames import encode_jpeg, fit_within, mean_luma
 from proctoring.vision.types import Box, Face, Gaze, Pose
 
 if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
@@ -62,6 +63,8 @@ class FrameCheck:
     ok: bool
     reason: str | None
     message: str
+    # The whole picture's brightness (0-255), for the system check's lighting item.
+    brightness: float = 0.0
     embedding: tuple[float, ...] | None = None
     pose: Pose | None = None
     face_box: Box | None = None
@@ -108,7 +111,15 @@ def face_quality(*, image: np.ndarray, box: Box) -> dict[str, float]:
 
 
 def enrolment_check_frame(*, image: np.ndarray, analyzer: Analyzer | None = None) -> FrameCheck:
-    """Check one enrolment frame (BGR array) and, when it is good, return its embedding and absolute pose."""
+    """Check one enrolment frame (BGR array) and, when it is good, return its embedding and absolute pose; any
+    readable frame also gets its brightness."""
+    check = _check_frame(image=image, analyzer=analyzer)
+    if check.reason == "unreadable":
+        return check
+    return dataclasses.replace(check, brightness=round(mean_luma(image), 1))
+
+
+def _check_frame(*, image: np.ndarray, analyzer: Analyzer | None) -> FrameCheck:
     from proctoring.vision.pipeline import get_analyzer
 
     analyzer = analyzer or get_analyzer()
@@ -154,7 +165,7 @@ def face_enrol(
     from proctoring.vision.pipeline import cosine, get_analyzer
 
     analyzer = analyzer or get_analyzer()
-    checks = [enrolment_check_frame(image=image, analyzer=analyzer) for image in images]
+    checks = [_check_frame(image=image, analyzer=analyzer) for image in images]
     rejections = [(i, c.reason or "", c.message) for i, c in enumerate(checks) if not c.ok]
     good = [(i, c) for i, c in enumerate(checks) if c.ok]
 

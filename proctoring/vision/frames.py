@@ -125,6 +125,11 @@ def decode_frame(
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
+def mean_luma(image: np.ndarray) -> float:
+    """The picture's mean brightness as the eye sees it, 0-255 (ITU-R BT.601 weights on BGR)."""
+    return float((image[..., 0] * 0.114 + image[..., 1] * 0.587 + image[..., 2] * 0.299).mean())
+
+
 def encode_jpeg(image: np.ndarray, *, quality: int = 85) -> bytes:
     """BGR array -> JPEG bytes (for snapshots and tests)."""
     from PIL import Image
