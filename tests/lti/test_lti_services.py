@@ -276,3 +276,16 @@ def test_another_instructor_of_the_course_is_told_whose_exam_the_link_opens(clie
     body = answer.content.decode()
     assert answer.status_code == 403 and f"which {exam.owner.get_full_name() or exam.owner.username} manages" in body
     assert "Nothing was recorded" not in body  # the launch itself was good: Ivan is signed in
+
+
+def test_the_owner_of_a_linked_exam_lands_on_its_management_page(client, platform):
+    launch_as(client, platform, "ivan-sub", [INSTRUCTOR], **ags(platform))  # records the course link
+    ivan = LtiUser.objects.get(sub="ivan-sub").auth_user
+    exam = ExamFactory(owner=ivan, title="Ivan's quiz")
+    ExamLink.objects.create(resource_link=LtiResourceLink.objects.get(id_on_platform="rl-1"), exam=exam)
+    client.logout()
+    answer = launch_as(client, platform, "ivan-sub", [INSTRUCTOR], **ags(platform))
+    assert answer["Location"] == f"/exams/{exam.pk}/"
+    page = client.get(answer["Location"]).content.decode()
+    assert "Edit exam settings" in page and "In your LMS: roster and grades" in page
+    assert not exam.enrollments.exists()  # an instructor is not enrolled as a student
