@@ -250,7 +250,7 @@ class Flag(models.Model):
 
 class Snapshot(models.Model):
     """The JPEG that triggered a flag. Stored under PRIVATE_STORAGE_DIR with a random name and served only through
-    proctoring.views.snapshot_view, which checks who asks and writes an audit entry."""
+    proctoring.views.evidence.snapshot_view, which checks who asks and writes an audit entry."""
 
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="snapshots")
     # Path relative to PRIVATE_STORAGE_DIR; random, so a leaked name reveals nothing and cannot be guessed.

@@ -2,7 +2,7 @@
 
 Files live under settings.PRIVATE_STORAGE_DIR (never under STATIC_ROOT or a public MEDIA_URL) with random names,
 so a leaked path reveals nothing and cannot be guessed. They are read back only through
-proctoring.views.snapshot_view, which checks who asks and writes an EvidenceView audit entry.
+proctoring.views.evidence.snapshot_view, which checks who asks and writes an EvidenceView audit entry.
 """
 
 from __future__ import annotations

@@ -334,7 +334,7 @@ def test_the_exam_panel_renders_its_live_regions_and_meter(rf, alice):
 
 
 def test_a_photo_flood_is_refused_cheaply_and_calmly_before_any_image_is_decoded(client, consenting_alice):
-    from proctoring.views_student import CHECK_LIMIT
+    from proctoring.views.student import CHECK_LIMIT
 
     def post():
         return client.post(reverse("proctoring:enrol_frame"), {"frame": SimpleUploadedFile("f.jpg", b"", "image/jpeg")})
@@ -348,7 +348,7 @@ def test_a_photo_flood_is_refused_cheaply_and_calmly_before_any_image_is_decoded
 
 
 def test_one_students_flood_does_not_slow_down_another(client, consenting_alice):
-    from proctoring.views_student import CHECK_LIMIT
+    from proctoring.views.student import CHECK_LIMIT
 
     for _ in range(CHECK_LIMIT + 1):
         client.post(reverse("proctoring:enrol_frame"), {"frame": SimpleUploadedFile("f.jpg", b"", "image/jpeg")})

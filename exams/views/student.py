@@ -1,7 +1,7 @@
 """The role dashboards and the student's side of an exam: detail, start, the exam page, autosave, submit, results.
 
 Views stay thin: find what the person may see (404 for anything else, so ids reveal nothing), call one service,
-turn a rule error into a calm message. The instructor's pages live in manage_views.py.
+turn a rule error into a calm message. The instructor's pages live in manage.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import manage_views, selectors, services
-from .exceptions import AttemptClosed, DeadlinePassed, ExamRuleError
-from .hooks import setup_status
-from .models import Attempt, Exam, Question
+from exams import selectors, services
+from exams.exceptions import AttemptClosed, DeadlinePassed, ExamRuleError
+from exams.hooks import setup_status
+from exams.models import Attempt, Exam, Question
+from exams.views import manage
 
 
 def _expire_overdue(attempts: Iterable[Attempt]) -> None:
@@ -51,7 +52,7 @@ def exam_detail(request: HttpRequest, exam_id: int) -> HttpResponse:
     user = request.user
     managed = selectors.exams_manageable_by(user=user).filter(pk=exam_id).first()
     if managed is not None:
-        return manage_views.exam_manage(request, managed)
+        return manage.exam_manage(request, managed)
 
     exam = get_object_or_404(Exam.objects.select_related("owner"), pk=exam_id, published=True)
     enrollment = selectors.enrollment_for(exam=exam, student=user)

@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import selectors, services
-from .exceptions import ExamRuleError
-from .forms import (
+from exams import selectors, services
+from exams.exceptions import ExamRuleError
+from exams.forms import (
     ChoiceFormSet,
     EnrolForm,
     ExamForm,
@@ -31,8 +31,8 @@ from .forms import (
     QuestionForm,
     choice_specs,
 )
-from .hooks import exam_form_sections
-from .models import Answer, Attempt, Exam, Question
+from exams.hooks import exam_form_sections
+from exams.models import Answer, Attempt, Exam, Question
 
 
 def instructor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
