@@ -89,33 +89,30 @@ def _exam_kwargs(form: ExamForm, sections: list) -> dict:
 @instructor_required
 @require_http_methods(["GET", "POST"])
 def exam_create(request: HttpRequest) -> HttpResponse:
-    form = ExamForm(request.POST or None)
-    sections = exam_form_sections(request.POST or None)
-    if request.method == "POST" and _all_valid(form, sections):
-        try:
-            exam = services.exam_create(owner=request.user, **_exam_kwargs(form, sections))
-        except ExamRuleError as error:
-            form.add_error(None, error.message)
-        else:
-            messages.success(request, "Exam created. Add its questions, then enrol students and publish it.")
-            return redirect("exam_detail", exam_id=exam.id)
-    context = {"form": form, "sections": sections, "exam": None, "time_zone": timezone.get_current_timezone_name()}
-    return render(request, "exams/manage/exam_form.html", context)
+    return _exam_form_page(request, exam=None)
 
 
 @instructor_required
 @require_http_methods(["GET", "POST"])
 def exam_edit(request: HttpRequest, exam_id: int) -> HttpResponse:
-    exam = _exam(request, exam_id)
-    form = ExamForm(request.POST or None, initial=ExamForm.initial_for(exam))
+    return _exam_form_page(request, exam=_exam(request, exam_id))
+
+
+def _exam_form_page(request: HttpRequest, *, exam: Exam | None) -> HttpResponse:
+    """The exam form with the sections other apps add (exams.hooks): a new exam, or `exam` edited."""
+    form = ExamForm(request.POST or None, initial=ExamForm.initial_for(exam) if exam is not None else None)
     sections = exam_form_sections(request.POST or None, exam=exam)
     if request.method == "POST" and _all_valid(form, sections):
         try:
-            services.exam_update(exam=exam, **_exam_kwargs(form, sections))
+            if exam is None:
+                exam = services.exam_create(owner=request.user, **_exam_kwargs(form, sections))
+                messages.success(request, "Exam created. Add its questions, then enrol students and publish it.")
+            else:
+                services.exam_update(exam=exam, **_exam_kwargs(form, sections))
+                messages.success(request, "Exam saved.")
         except ExamRuleError as error:
             form.add_error(None, error.message)
         else:
-            messages.success(request, "Exam saved.")
             return redirect("exam_detail", exam_id=exam.id)
     context = {"form": form, "sections": sections, "exam": exam, "time_zone": timezone.get_current_timezone_name()}
     return render(request, "exams/manage/exam_form.html", context)

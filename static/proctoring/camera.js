@@ -55,6 +55,17 @@ export function stopCamera(stream) {
   if (stream) stream.getTracks().forEach((track) => track.stop());
 }
 
+// A page's camera controls back to "off" (enrolment, photo ID): the stream stopped, the preview hidden behind its
+// "camera off" panel, Start enabled and Stop hidden.
+export function cameraControlsOff({ video, cameraOff, startButton, stopButton }, stream) {
+  stopCamera(stream);
+  startButton.disabled = false;
+  stopButton.hidden = true;
+  video.srcObject = null;
+  video.hidden = true;
+  cameraOff.hidden = false;
+}
+
 // Draw the current video frame at 640x480 (letterboxing is not needed: webcams are 4:3 or get scaled).
 export function drawFrame(video, canvas) {
   canvas.width = FRAME_WIDTH;

@@ -1,7 +1,7 @@
 // Face enrolment: take photos from the webcam, have the server check each one, show calm guidance for the ones it
 // cannot use, and enrol with the accepted ones. The accepted photos stay in this page (not on the server) until the
 // finish request sends them; the server checks them again there.
-import { openCamera, stopCamera, captureJpeg, postForm, csrfToken, CameraError } from "./camera.js";
+import { openCamera, cameraControlsOff, captureJpeg, postForm, csrfToken, CameraError } from "./camera.js";
 
 const root = document.getElementById("enrol");
 const video = document.getElementById("preview");
@@ -128,13 +128,8 @@ function showResult(answer) {
 
 function finish() {
   running = false;
-  startButton.disabled = false;
-  stopButton.hidden = true;
-  stopCamera(stream);
+  cameraControlsOff({ video, cameraOff, startButton, stopButton }, stream);
   stream = null;
-  video.srcObject = null;
-  video.hidden = true;
-  cameraOff.hidden = false;
 }
 
 startButton.addEventListener("click", () => {

@@ -1,6 +1,6 @@
 // The photo ID step: the student holds their ID up beside their face; the page sends a photo about once a second,
 // showing the server's calm guidance, until one is usable (the server keeps that one) or the student stops.
-import { openCamera, stopCamera, captureJpeg, postForm, csrfToken, CameraError } from "./camera.js";
+import { openCamera, cameraControlsOff, captureJpeg, postForm, csrfToken, CameraError } from "./camera.js";
 
 const root = document.getElementById("enrol-id");
 const video = document.getElementById("preview");
@@ -94,13 +94,8 @@ function showResult(answer) {
 
 function finish() {
   running = false;
-  startButton.disabled = false;
-  stopButton.hidden = true;
-  stopCamera(stream);
+  cameraControlsOff({ video, cameraOff, startButton, stopButton }, stream);
   stream = null;
-  video.srcObject = null;
-  video.hidden = true;
-  cameraOff.hidden = false;
 }
 
 startButton.addEventListener("click", () => {
