@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib.auth.decorators import login_required
@@ -32,6 +34,7 @@ from proctoring.services.consent import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The page asks for this many accepted photos; face_enrol needs at least ENROL_MIN_FRAMES of them. Five frames
 # average out blinks and small head turns in the stored embedding and the neutral pose, and take about ten seconds.
@@ -179,28 +182,38 @@ def enrol_id(request: HttpRequest) -> HttpResponse:
 @json_login_and_consent_required
 def enrol_id_frame(request: HttpRequest) -> JsonResponse:
     """Check one webcam photo of the student holding their ID; keep it when it is usable."""
-    if not rate_allow(key=f"enrol-check:{request.user.pk}", limit=CHECK_LIMIT, window_s=CHECK_WINDOW_S):
-        return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
-    from proctoring.vision.frames import FrameError
-
-    try:
-        image = _decode_upload(request.FILES.get("frame"))
-    except FrameError as exc:
-        return _json_error(400, exc.reason, exc.message)
-
     from proctoring.services.identity import photo_id_record
-    from proctoring.vision.packs import ModelPackError
 
-    try:
-        check = photo_id_record(user=request.user, image=image)
-    except ModelPackError:
-        logger.exception("Photo ID check unavailable: model pack")
-        return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
+    checked = _checked_upload(request, lambda image: photo_id_record(user=request.user, image=image), what="Photo ID")
+    if isinstance(checked, JsonResponse):
+        return checked
+    _, check = checked
     if not check.ok:
         return _json_error(422, check.reason, check.message)
     template = face_template_of(user=request.user, fields=("id_captured_at",))
     captured = template.id_captured_at.isoformat() if template and template.id_captured_at else None
     return JsonResponse({"ok": True, "reason": check.reason, "message": check.message, "captured_at": captured})
+
+
+def _checked_upload(request: HttpRequest, check: Callable[[Any], T], *, what: str) -> tuple[Any, T] | JsonResponse:
+    """The front shared by the photo endpoints: the rate limit, the upload decoded, `check` run on the image; a JSON
+    error for each way that fails (429, 400, 503 when the model pack is unusable)."""
+    if not rate_allow(key=f"enrol-check:{request.user.pk}", limit=CHECK_LIMIT, window_s=CHECK_WINDOW_S):
+        return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
+    # Imported here, not at the top: the vision stack (numpy, OpenCV, the model pack) loads when the first photo
+    # arrives, never when the URLconf is imported by every page and every worker.
+    from proctoring.vision.frames import FrameError
+    from proctoring.vision.packs import ModelPackError
+
+    try:
+        image = _decode_upload(request.FILES.get("frame"))
+    except FrameError as exc:
+        return _json_error(400, exc.reason, exc.message)
+    try:
+        return image, check(image)
+    except ModelPackError:
+        logger.exception("%s check unavailable: model pack", what)
+        return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
 
 
 def _decode_upload(upload):
@@ -216,25 +229,12 @@ def _decode_upload(upload):
 @json_login_and_consent_required
 def enrol_frame(request: HttpRequest) -> JsonResponse:
     """Check one webcam photo for enrolment and say, calmly, what to change when it is not usable."""
-    if not rate_allow(key=f"enrol-check:{request.user.pk}", limit=CHECK_LIMIT, window_s=CHECK_WINDOW_S):
-        return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
-    # Imported here, not at the top: the vision stack (numpy, OpenCV, the model pack) loads when the first photo
-    # arrives, never when the URLconf is imported by every page and every worker.
-    from proctoring.vision.frames import FrameError
-
-    try:
-        image = _decode_upload(request.FILES.get("frame"))
-    except FrameError as exc:
-        return _json_error(400, exc.reason, exc.message)
-
     from proctoring.services.enrolment import enrolment_check_frame
-    from proctoring.vision.packs import ModelPackError
 
-    try:
-        check = enrolment_check_frame(image=image)
-    except ModelPackError:
-        logger.exception("Enrolment check unavailable: model pack")
-        return _json_error(503, "unavailable", UNAVAILABLE_MESSAGE)
+    checked = _checked_upload(request, lambda image: enrolment_check_frame(image=image), what="Enrolment")
+    if isinstance(checked, JsonResponse):
+        return checked
+    image, check = checked
     return JsonResponse(
         {
             "ok": bool(check.ok),
