@@ -156,8 +156,8 @@ def time_preview(old: ModuleType, streams: list[list[dict[str, Any]]], repeat: i
     from exams.models import Attempt, Exam
     from proctoring import rules
     from proctoring.models import Observation, ProctoringSession
+    from proctoring.review.services.rescoring import rescore_preview
     from proctoring.services import rescoring
-    from proctoring.services.rescoring import rescore_preview
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)

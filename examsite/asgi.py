@@ -40,12 +40,17 @@ close_oversized_messages_with_1009()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from examsite.housekeeping import start_in_process as start_housekeeping  # noqa: E402
-from examsite.websocket import HandshakeGuard  # noqa: E402
-from proctoring.routing import websocket_urlpatterns  # noqa: E402
+from examsite.websocket import HandshakeGuard, UnknownPathConsumer  # noqa: E402
+from proctoring.review.routing import websocket_urlpatterns as review_sockets  # noqa: E402
+from proctoring.routing import websocket_urlpatterns as proctoring_sockets  # noqa: E402
 
 start_housekeeping()
+
+# Each app's sockets, then any other path: closed with 4404.
+websocket_urlpatterns = [*proctoring_sockets, *review_sockets, re_path(r"", UnknownPathConsumer.as_asgi())]
 
 application = ProtocolTypeRouter(
     {

@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "accounts",
     "exams",
     "proctoring",
+    # Review (issue 10): decisions, re-scoring, the timeline, the identity queue and the live monitor; builds on
+    # proctoring, which never imports it.
+    "proctoring.review",
     # LTI 1.3 (issue 13): django-lti's registrations, deployments, keys and launch records, and the exams' side of
     # it (exams/lti: resource links to exams, launches, roster, grades, the proctoring messages).
     "lti_tool",

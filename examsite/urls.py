@@ -15,5 +15,6 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("", include("exams.urls")),
     path("", include("proctoring.urls")),
+    path("", include("proctoring.review.urls")),
     path("lti/", include("exams.lti.urls")),
 ]

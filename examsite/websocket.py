@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.db import DatabaseError
@@ -90,3 +91,12 @@ class HandshakeGuard:
                         TRY_AGAIN_LATER, exc_info=True)  # fmt: skip
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: accepted and closed with 4404, as an unknown attempt is. Without it Channels'
+    router raised "No route found", which daphne answered with HTTP 500 and a traceback in the log."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=4404)

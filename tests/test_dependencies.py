@@ -1,5 +1,6 @@
-"""Dependencies point one way (issue 10): accounts <- exams <- proctoring. exams says what happened (exams.signals)
-and what it can be extended with (exams.hooks); proctoring subscribes and registers in its AppConfig.ready()."""
+"""Dependencies point one way (issue 10): accounts <- exams <- proctoring <- review. exams says what happened
+(exams.signals) and what it can be extended with (exams.hooks); proctoring subscribes and registers in its
+AppConfig.ready(). Review (proctoring/review, a nested app) builds on proctoring, which never imports it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# app -> the apps it must never import, at the top of a file or inside a function.
-FORBIDDEN = {"accounts": ("exams", "proctoring"), "exams": ("proctoring",)}
+# app -> the modules it must never import (a package and everything under it), at the top of a file or inside a
+# function.
+FORBIDDEN = {
+    "accounts": ("exams", "proctoring"),
+    "exams": ("proctoring",),
+    "proctoring": ("proctoring.review",),
+}
+# Apps nested in another app's folder, which are not part of it.
+NESTED_APPS = {"proctoring": ("review",)}
+
+
+def files_of(app: str) -> list[Path]:
+    nested = [ROOT / app / name for name in NESTED_APPS.get(app, ())]
+    return [path for path in sorted((ROOT / app).rglob("*.py")) if not any(n in path.parents for n in nested)]
+
+
+def forbidden(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -26,11 +43,19 @@ def imported_modules(path: Path) -> set[str]:
 @pytest.mark.parametrize("app", sorted(FORBIDDEN))
 def test_an_app_imports_only_what_it_builds_on(app):
     offences = []
-    for path in sorted((ROOT / app).rglob("*.py")):
+    for path in files_of(app):
         for module in imported_modules(path):
-            if module.split(".")[0] in FORBIDDEN[app]:
+            if forbidden(module, FORBIDDEN[app]):
                 offences.append(f"{path.relative_to(ROOT)} imports {module}")
     assert offences == []
+
+
+def test_proctoring_is_checked_without_the_review_app_inside_it():
+    files = files_of("proctoring")
+    assert ROOT / "proctoring" / "consumers.py" in files
+    assert not [path for path in files if "review" in path.relative_to(ROOT / "proctoring").parts]
+    assert forbidden("proctoring.review.models", ("proctoring.review",))
+    assert not forbidden("proctoring.reviewing", ("proctoring.review",))
 
 
 def test_the_check_finds_an_import_inside_a_function(tmp_path):

@@ -29,10 +29,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from exams.models import Exam
+from proctoring.decisions import ReviewError, decision_note
 from proctoring.models import EnrolmentDecision, FaceTemplate, ReferencePhoto
 from proctoring.permissions import students_of, user_can_verify
 from proctoring.services.evidence import private_delete, private_path, private_write
-from proctoring.services.review import NOTE_MAX, ReviewError
 from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_within
 from proctoring.vision.idphoto import MIN_ID_FACE_PX, id_faces
 from proctoring.vision.idphoto import width as face_width
@@ -186,9 +186,7 @@ def enrolment_decide(*, student_id: int, actor: User, action: str, note: str = "
     """A person approves or rejects a student's enrolment, with a note; recorded in EnrolmentDecision."""
     if action not in EnrolmentDecision.Action.values:
         raise ReviewError(f"Unknown decision {action!r}: use approve or reject.", code="bad_decision")
-    note = (note or "").strip()
-    if len(note) > NOTE_MAX:
-        raise ReviewError(f"The note is too long ({len(note)} characters; at most {NOTE_MAX}).", code="note_too_long")
+    note = decision_note(note)
     with transaction.atomic():
         template = FaceTemplate.objects.select_for_update().select_related("user").filter(user_id=student_id).first()
         if template is None or not user_can_verify(actor=actor, student=template.user):

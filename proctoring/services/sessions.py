@@ -19,9 +19,12 @@ from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from exams.models import Attempt, Enrollment
 from proctoring import rules
+from proctoring.decisions import ReviewError
 from proctoring.models import BrowserSignal, Flag, InstructorMessage, Observation, ProctoringSession, StreamEvent
+from proctoring.permissions import user_can_review_exam
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
 from proctoring.selectors import enrolled_face_of, session_open_flags
 from proctoring.services.flags import flag_close, flag_open, flags_close_all, model_version_of
@@ -41,6 +44,8 @@ TOO_MANY = 4429
 
 # More connections than this per attempt within a minute is a reconnect storm (or abuse): refuse with 4429.
 MAX_CONNECTS_PER_MINUTE = 12
+# An instructor's message to a student during the exam (the monitor's box says so too).
+MESSAGE_MAX = 500
 
 
 class SessionRefused(Exception):
@@ -195,6 +200,26 @@ def instructor_message_event(message: InstructorMessage, *, replayed: bool = Fal
     if replayed:
         event["replayed"] = True
     return event
+
+
+def instructor_message_create(
+    *, attempt_id: int, sender: User, text: str, exam_id: int | None = None
+) -> InstructorMessage:
+    """Record a message to the student of an in-progress attempt. The caller delivers it (channel group
+    `proctor_attempt_<id>`) after this returns, so a message is on record before the student can see it."""
+    text = " ".join((text or "").split())
+    if not text:
+        raise ReviewError("Write a message first.", code="empty")
+    if len(text) > MESSAGE_MAX:
+        raise ReviewError(f"The message is too long ({len(text)} characters; at most {MESSAGE_MAX}).", code="too_long")
+    attempt = Attempt.objects.select_related("exam").filter(pk=attempt_id).first()
+    if attempt is None or (exam_id is not None and attempt.exam_id != exam_id):
+        raise ReviewError("No such attempt in this exam.", code="not_found")
+    if not user_can_review_exam(user=sender, exam=attempt.exam):
+        raise ReviewError("No such attempt in your exams.", code="not_found")
+    if attempt.status != Attempt.Status.IN_PROGRESS:
+        raise ReviewError("This student has finished the exam; the message was not sent.", code="finished")
+    return InstructorMessage.objects.create(attempt=attempt, sender=sender, text=text)
 
 
 _PROBLEM_EVENT = {REJECTED: "FRAME_REJECTED", EXPIRED: "OVERLOADED"}

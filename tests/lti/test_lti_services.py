@@ -19,7 +19,7 @@ from exams.lti import services
 from exams.lti.models import ExamLink, GradeSend
 from exams.models import Attempt, Question
 from proctoring.models import Flag, ProctoringSession
-from proctoring.services.review import flag_review
+from proctoring.review.services.decisions import flag_review
 from tests.factories import ExamFactory, StudentFactory
 from tests.lti.conftest import INSTRUCTOR, LEARNER
 from tests.lti.test_launch_security import id_token, login

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from exams.models import Exam
 from exams.selectors import exam_setup_missing
+from proctoring.decisions import ReviewError
 from proctoring.models import EnrolmentDecision, EvidenceView, FaceTemplate, ReferencePhoto
 from proctoring.services.consent import consent_record
 from proctoring.services.enrolment import face_enrol
@@ -32,7 +33,6 @@ from proctoring.services.identity import (
     reference_photo_set,
     reference_photos_import,
 )
-from proctoring.services.review import ReviewError
 from tests.factories import AdminFactory, EnrollmentFactory, ExamFactory, InstructorFactory, StudentFactory
 from tests.proctoring.test_enrolment import alice_frames, analyzer, evalset  # noqa: F401 - fixtures
 
@@ -214,7 +214,7 @@ def test_the_queue_page_shows_both_photos_and_decides(client, alice, charlie, pe
     reference_photo_set(user=alice, data=people["grace_hopper"], added_by=None, source="admin", analyzer=analyzer)
     enrol(alice, alice_frames, analyzer)
     client.force_login(charlie)
-    page = client.get(reverse("proctoring:identity_review"))
+    page = client.get(reverse("review:identity"))
     assert page.status_code == 200
     body = page.content.decode()
     assert "Does not match the reference or ID photo" in body and "similarity to the reference 0." in body
@@ -225,21 +225,17 @@ def test_the_queue_page_shows_both_photos_and_decides(client, alice, charlie, pe
         assert photo.status_code == 200 and photo["Cache-Control"].startswith("private, no-store")
     assert set(EvidenceView.objects.values_list("snapshot_ref", flat=True)) == {
         f"enrolment-photo:user:{alice.pk}", f"reference-photo:user:{alice.pk}"}  # fmt: skip
-    answer = client.post(
-        reverse("proctoring:identity_review"), {"student": alice.pk, "action": "approve", "note": "Ok"}
-    )
+    answer = client.post(reverse("review:identity"), {"student": alice.pk, "action": "approve", "note": "Ok"})
     assert answer.status_code == 302 and answer["Location"].endswith(f"#enrolment-{alice.pk}")
     assert FaceTemplate.objects.get(user=alice).verification == Verification.APPROVED
 
     # Someone else's instructor: no photos, no decisions, and the same 404 for an id that does not exist.
     client.force_login(InstructorFactory(username="diana"))
     assert client.get(reverse("proctoring:identity_photo", args=[alice.pk, "reference"])).status_code == 404
-    assert (
-        client.post(reverse("proctoring:identity_review"), {"student": alice.pk, "action": "reject"}).status_code == 404
-    )
-    assert client.post(reverse("proctoring:identity_review"), {"student": 99999, "action": "reject"}).status_code == 404
+    assert client.post(reverse("review:identity"), {"student": alice.pk, "action": "reject"}).status_code == 404
+    assert client.post(reverse("review:identity"), {"student": 99999, "action": "reject"}).status_code == 404
     client.force_login(alice)
-    assert client.get(reverse("proctoring:identity_review")).status_code == 404
+    assert client.get(reverse("review:identity")).status_code == 404
     assert client.get(reverse("proctoring:identity_photo", args=[alice.pk, "enrolment"])).status_code == 404
 
 

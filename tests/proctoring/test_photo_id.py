@@ -194,7 +194,7 @@ def test_the_queue_shows_the_id_beside_the_enrolment_to_her_instructor_only(clie
     photo_id_record(user=alice, image=holding_id(astronaut, cards["grace_hopper"]), analyzer=analyzer)
     picture = reverse("proctoring:identity_photo", args=[alice.pk, "id"])
     client.force_login(teacher)
-    page = client.get(reverse("proctoring:identity_review")).content.decode()
+    page = client.get(reverse("review:identity")).content.decode()
     assert picture in page and "similarity to the photo ID 0." in page and "Does not match" in page
     image = client.get(picture)
     assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"

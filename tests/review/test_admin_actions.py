@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from proctoring.models import Flag, FlagDecision, ProctoringSession
+from proctoring.models import Flag, ProctoringSession
+from proctoring.review.models import FlagDecision
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from proctoring.models import Flag, FlagDecision, FlagResponse
-from proctoring.services.review import ReviewError, flag_response_create, flag_review, flags_review_bulk
+from proctoring.decisions import ReviewError
+from proctoring.models import Flag
+from proctoring.review.models import FlagDecision, FlagResponse
+from proctoring.review.services.decisions import flag_response_create, flag_review, flags_review_bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +31,7 @@ def flag_of(attempt, kind: str) -> Flag:
 def test_confirming_a_flag_records_who_what_and_why(charlie, alice_attempt):
     flag = flag_of(alice_attempt, "phone_detected")
     response = client_for(charlie).post(
-        reverse("proctoring:review_decide", args=[flag.pk]), {"decision": "confirm", "note": "Phone in her hand."}
+        reverse("review:decide", args=[flag.pk]), {"decision": "confirm", "note": "Phone in her hand."}
     )
     assert response.status_code == 302
     assert response["Location"].endswith(f"/review/attempts/{alice_attempt.pk}/#flag-{flag.pk}")
@@ -63,7 +65,7 @@ def test_unknown_decisions_and_long_notes_are_refused_clearly(charlie, alice_att
         flag_review(flag_id=flag.pk, actor=charlie, decision="punish")
     with pytest.raises(ReviewError, match="too long"):
         flag_review(flag_id=flag.pk, actor=charlie, decision="dismiss", note="x" * 2001)
-    response = client_for(charlie).post(reverse("proctoring:review_decide", args=[flag.pk]), {"decision": "punish"})
+    response = client_for(charlie).post(reverse("review:decide", args=[flag.pk]), {"decision": "punish"})
     assert response.status_code == 302
     assert not FlagDecision.objects.exists()
 
@@ -85,7 +87,7 @@ def test_alice_responds_once_and_charlie_sees_it_beside_the_flag(alice, charlie,
     flag = flag_of(alice_attempt, "multiple_faces")
     flag_review(flag_id=flag.pk, actor=charlie, decision="confirm", note="A second person behind her.")
     client = client_for(alice)
-    url = reverse("proctoring:my_flags", args=[alice_attempt.pk])
+    url = reverse("review:my_flags", args=[alice_attempt.pk])
     page = client.get(url).content.decode()
     # The same wording as the instructor's card: never "k of n frames in a row", which contradicts itself.
     k, n = flag.details["k"], flag.details["n"]
@@ -102,14 +104,14 @@ def test_alice_responds_once_and_charlie_sees_it_beside_the_flag(alice, charlie,
         flag_response_create(flag_id=flag.pk, student=alice, text="   ")
     assert FlagResponse.objects.count() == 1
 
-    page = client_for(charlie).get(reverse("proctoring:review_attempt", args=[alice_attempt.pk])).content.decode()
+    page = client_for(charlie).get(reverse("review:attempt", args=[alice_attempt.pk])).content.decode()
     card = page[page.index(f'id="flag-{flag.pk}"') :]
     card = card[: card.index("</article>")]
     assert "My brother walked in" in card
 
 
 def test_the_review_page_shows_the_timeline_evidence_and_a_table_alternative(charlie, alice_attempt):
-    page = client_for(charlie).get(reverse("proctoring:review_attempt", args=[alice_attempt.pk])).content.decode()
+    page = client_for(charlie).get(reverse("review:attempt", args=[alice_attempt.pk])).content.decode()
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="timeline"' in page
     assert '<title id="timeline-title">' in page
     for flag in Flag.objects.filter(session__attempt=alice_attempt).prefetch_related("snapshots"):
@@ -123,7 +125,7 @@ def test_the_review_page_shows_the_timeline_evidence_and_a_table_alternative(cha
 
 def test_the_attempts_list_puts_open_identity_flags_first_and_filters(charlie, exam, alice_attempt, bob_attempt):
     client = client_for(charlie)
-    url = reverse("proctoring:review_exam", args=[exam.pk])
+    url = reverse("review:exam", args=[exam.pk])
     body = client.get(url).content.decode()
     assert body.index("Alice Adams") < body.index("Bob Brown")
     body = client.get(url, {"kind": "identity_mismatch"}).content.decode()
@@ -142,7 +144,7 @@ def test_csv_export_has_scores_counts_and_every_flag(charlie, alice, exam, alice
     flag = flag_of(alice_attempt, "phone_detected")
     flag_review(flag_id=flag.pk, actor=charlie, decision="confirm", note="Phone visible")
     client = client_for(charlie)
-    url = reverse("proctoring:review_export", args=[exam.pk])
+    url = reverse("review:export", args=[exam.pk])
     response = client.get(url, {"what": "attempts"})
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
@@ -163,7 +165,7 @@ def test_csv_cells_that_look_like_formulas_are_defused(charlie, exam, alice, ali
     alice.first_name = "=cmd"
     alice.last_name = ""
     alice.save()
-    response = client_for(charlie).get(reverse("proctoring:review_export", args=[exam.pk]), {"what": "attempts"})
+    response = client_for(charlie).get(reverse("review:export", args=[exam.pk]), {"what": "attempts"})
     row = next(r for r in csv.DictReader(io.StringIO(response.content.decode())) if r["username"] == "alice")
     assert row["name"] == "'=cmd"
 
@@ -177,12 +179,12 @@ def test_an_attempt_without_proctoring_data_says_so(charlie, exam, bob):
 
     now = timezone.now()
     attempt = Attempt.objects.create(exam=exam, student=bob, started_at=now, deadline=now + timedelta(hours=1))
-    page = client_for(charlie).get(reverse("proctoring:review_attempt", args=[attempt.pk])).content.decode()
+    page = client_for(charlie).get(reverse("review:attempt", args=[attempt.pk])).content.decode()
     assert "No proctoring data for this attempt." in page and "<svg" not in page
 
 
 def test_the_sensitivity_form_explains_bad_values_and_changes_nothing(charlie, exam, alice_attempt):
-    url = reverse("proctoring:review_rescore", args=[exam.pk])
+    url = reverse("review:rescore", args=[exam.pk])
     client = client_for(charlie)
     form = {
         "checks": ["face_not_found", "multiple_faces", "identity_mismatch", "phone_detected", "looking_away"],
@@ -208,7 +210,7 @@ def test_the_sensitivity_form_explains_bad_values_and_changes_nothing(charlie, e
 
 
 def test_column_headers_sort_and_keep_the_filters(charlie, exam, alice_attempt, bob_attempt):
-    url = reverse("proctoring:review_exam", args=[exam.pk])
+    url = reverse("review:exam", args=[exam.pk])
     body = client_for(charlie).get(url, {"state": "needs review", "q": "b"}).content.decode()
     assert 'href="?sort=student&state=needs+review&amp;q=b"' in body
     assert 'aria-sort="descending"><a href="?sort=priority' in body

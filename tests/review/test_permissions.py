@@ -7,8 +7,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from proctoring.models import EvidenceView, Flag, FlagDecision, FlagResponse, Snapshot
-from proctoring.services.review import ReviewError, flag_response_create, flag_review
+from proctoring.decisions import ReviewError
+from proctoring.models import EvidenceView, Flag, Snapshot
+from proctoring.review.models import FlagDecision, FlagResponse
+from proctoring.review.services.decisions import flag_response_create, flag_review
 
 pytestmark = pytest.mark.django_db
 
@@ -22,11 +24,11 @@ def client_for(user) -> Client:
 
 def instructor_urls(exam, attempt) -> list[str]:
     return [
-        reverse("proctoring:review_exam", args=[exam.pk]),
-        reverse("proctoring:review_export", args=[exam.pk]) + "?what=flags",
-        reverse("proctoring:review_rescore", args=[exam.pk]),
-        reverse("proctoring:review_monitor", args=[exam.pk]),
-        reverse("proctoring:review_attempt", args=[attempt.pk]),
+        reverse("review:exam", args=[exam.pk]),
+        reverse("review:export", args=[exam.pk]) + "?what=flags",
+        reverse("review:rescore", args=[exam.pk]),
+        reverse("review:monitor", args=[exam.pk]),
+        reverse("review:attempt", args=[attempt.pk]),
     ]
 
 
@@ -46,7 +48,7 @@ def test_students_get_not_found_for_instructor_pages(alice, exam, alice_attempt)
     client = client_for(alice)
     for url in instructor_urls(exam, alice_attempt):
         assert client.get(url).status_code == 404, url
-    assert client.get(reverse("proctoring:review_index")).status_code == 404
+    assert client.get(reverse("review:index")).status_code == 404
 
 
 def test_anonymous_visitors_are_sent_to_log_in(exam, alice_attempt):
@@ -66,7 +68,7 @@ def test_the_exam_index_lists_only_charlies_exams(charlie, diana, exam):
     from tests.factories import ExamFactory
 
     ExamFactory(owner=diana, title="Dianas Physics Quiz")
-    body = client_for(charlie).get(reverse("proctoring:review_index")).content.decode()
+    body = client_for(charlie).get(reverse("review:index")).content.decode()
     assert "Organic Chemistry Final" in body and "Dianas Physics Quiz" not in body
 
 
@@ -93,7 +95,7 @@ def test_alice_sees_only_confirmed_flags_on_her_own_attempt(alice, charlie, alic
     flags = {f.kind: f for f in Flag.objects.filter(session__attempt=alice_attempt)}
     flag_review(flag_id=flags["phone_detected"].pk, actor=charlie, decision="confirm", note="Phone on the desk.")
     flag_review(flag_id=flags["looking_away"].pk, actor=charlie, decision="dismiss")
-    body = client_for(alice).get(reverse("proctoring:my_flags", args=[alice_attempt.pk])).content.decode()
+    body = client_for(alice).get(reverse("review:my_flags", args=[alice_attempt.pk])).content.decode()
     assert "Phone detected" in body
     for hidden in ("Looking away", "Identity mismatch", "Multiple faces", "Face not found"):
         assert hidden not in body
@@ -105,7 +107,7 @@ def test_bob_cannot_open_alices_flags_or_respond_to_them(alice, bob, charlie, al
     flag = Flag.objects.filter(session__attempt=alice_attempt).first()
     flag_review(flag_id=flag.pk, actor=charlie, decision="confirm")
     client = client_for(bob)
-    url = reverse("proctoring:my_flags", args=[alice_attempt.pk])
+    url = reverse("review:my_flags", args=[alice_attempt.pk])
     assert client.get(url).status_code == 404
     assert client.post(url, {"flag": flag.pk, "text": "Not me"}).status_code == 404
     with pytest.raises(ReviewError):
@@ -121,9 +123,9 @@ def test_alice_cannot_respond_to_an_open_flag(alice, alice_attempt):
 
 def test_diana_cannot_decide_a_flag_of_charlies_exam(diana, alice, alice_attempt):
     flag = Flag.objects.filter(session__attempt=alice_attempt).first()
-    response = client_for(diana).post(reverse("proctoring:review_decide", args=[flag.pk]), {"decision": "confirm"})
+    response = client_for(diana).post(reverse("review:decide", args=[flag.pk]), {"decision": "confirm"})
     assert response.status_code == 404
-    response = client_for(alice).post(reverse("proctoring:review_decide", args=[flag.pk]), {"decision": "dismiss"})
+    response = client_for(alice).post(reverse("review:decide", args=[flag.pk]), {"decision": "dismiss"})
     assert response.status_code == 404
     flag.refresh_from_db()
     assert flag.status == "open" and not FlagDecision.objects.exists()

@@ -7,9 +7,11 @@ from unittest import mock
 
 import pytest
 
-from proctoring.models import Flag, FlagDecision, FlagWithdrawal, ProctoringSession, RescoreRun, Snapshot
-from proctoring.services.rescoring import rescore_apply, rescore_preview
-from proctoring.services.review import ReviewError, flag_review
+from proctoring.decisions import ReviewError
+from proctoring.models import Flag, ProctoringSession, Snapshot
+from proctoring.review.models import FlagDecision, FlagWithdrawal, RescoreRun
+from proctoring.review.services.decisions import flag_review
+from proctoring.review.services.rescoring import rescore_apply, rescore_preview
 
 pytestmark = pytest.mark.django_db
 
@@ -171,7 +173,7 @@ def test_the_preview_says_which_flags_open_move_or_close_per_student(exam, alice
 
     client = Client()
     client.force_login(charlie)
-    url = reverse("proctoring:review_rescore", args=[exam.pk])
+    url = reverse("review:rescore", args=[exam.pk])
     form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', client.get(url).content.decode()))
     form.update({"action": "preview", "phone_threshold": "0.8", "yaw_limit": "45"})
     page = client.post(url, form).content.decode()

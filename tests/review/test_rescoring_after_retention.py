@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from proctoring.models import Flag, FlagWithdrawal, Observation, ProctoringSession
-from proctoring.services.rescoring import rescore_apply, rescore_preview
+from proctoring.models import Flag, Observation, ProctoringSession
+from proctoring.review.models import FlagWithdrawal
+from proctoring.review.services.rescoring import rescore_apply, rescore_preview
 from proctoring.services.retention import evidence_purge
 from tests.review.test_decisions import client_for
 
@@ -77,7 +78,7 @@ def test_a_complete_session_is_not_mistaken_for_a_purged_one(exam, alice_attempt
 def test_the_preview_tells_charlie_which_sessions_were_left_as_they_are(exam, alice_attempt, charlie):
     age_out(alice_attempt)
     evidence_purge(older_than_days=365)
-    url = reverse("proctoring:review_rescore", args=[exam.pk])
+    url = reverse("review:rescore", args=[exam.pk])
     form = {
         "checks": ["face_not_found", "multiple_faces", "identity_mismatch", "phone_detected", "looking_away"],
         "k": 3,

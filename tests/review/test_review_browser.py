@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal
+from proctoring.models import EvidenceView, Flag
+from proctoring.review.models import FlagDecision, FlagWithdrawal
 from tests.browser import assert_accessible, launch, require_browser
 from tests.factories import DEFAULT_PASSWORD
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from proctoring.models import EvidenceView, Flag, FlagDecision, FlagWithdrawal, Observation
-from proctoring.selectors_review import attempt_review_data
-from proctoring.services.rescoring import rescore_preview
+from proctoring.models import EvidenceView, Flag, Observation
+from proctoring.review.models import FlagDecision, FlagWithdrawal
+from proctoring.review.selectors import attempt_review_data
+from proctoring.review.services.rescoring import rescore_preview
 from tests.browser import launch, require_browser
 from tests.conftest import service_missing
 from tests.factories import DEFAULT_PASSWORD
@@ -58,7 +59,7 @@ def test_the_timeline_shows_where_the_eyes_looked(client, charlie, scripted_atte
     assert 0 < len(data.gaze) <= with_a_face
     assert all(0 <= value < 90 for _, value in data.gaze)
     client.force_login(charlie)
-    page = client.get(reverse("proctoring:review_attempt", args=[scripted_attempt.pk])).content.decode()
+    page = client.get(reverse("review:attempt", args=[scripted_attempt.pk])).content.decode()
     assert 'class="tl-gaze"' in page and "Looking away past 20°" in page
     assert "Gaze by minute" in page and "No gaze measured." not in page
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from exams.models import Attempt
 from proctoring.models import Flag, Observation, ProctoringSession, StreamEvent
-from proctoring.selectors_review import ROSTER_STATES, exam_roster
+from proctoring.review.selectors import ROSTER_STATES, exam_roster
 from tests.factories import EnrollmentFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db

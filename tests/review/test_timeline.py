@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from proctoring.timeline import GazeChart, Mark, Span, attention_by_minute, clock, gaze_by_minute, render
+from proctoring.review.timeline import GazeChart, Mark, Span, attention_by_minute, clock, gaze_by_minute, render
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 T0 = 1_700_000_000.0

@@ -1,5 +1,4 @@
-"""Human review of flags: confirm, dismiss or reopen with a note; the student's one response per confirmed flag; the
-instructor's message to a student during the exam.
+"""Human review of flags: confirm, dismiss or reopen with a note; the student's one response per confirmed flag.
 
 Every decision adds a FlagDecision row (the audit trail), in the same transaction as the status change, so there is
 never a decision without its record or a record without its decision. Views, the admin actions and the live monitor
@@ -13,21 +12,12 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from exams.models import Attempt
 from exams.signals import integrity_flag_confirmed
-from proctoring.models import Flag, FlagDecision, FlagResponse, FlagWithdrawal, InstructorMessage
+from proctoring.decisions import ReviewError, decision_note
+from proctoring.models import Flag
 from proctoring.permissions import user_can_review_exam
+from proctoring.review.models import FlagDecision, FlagResponse, FlagWithdrawal
 
-NOTE_MAX = 2000
 RESPONSE_MAX = 2000
-MESSAGE_MAX = 500
-
-
-class ReviewError(ValueError):
-    """A review request that cannot be honoured; `message` is safe to show to the person who asked."""
-
-    def __init__(self, message: str, *, code: str = "invalid") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 _DECISIONS: dict[str, tuple[str, str]] = {
@@ -47,9 +37,7 @@ def flag_review(*, flag_id: int, actor: User, decision: str, note: str = "") -> 
     """
     if decision not in _DECISIONS:
         raise ReviewError(f"Unknown decision {decision!r}: use confirm, dismiss or reopen.", code="bad_decision")
-    note = (note or "").strip()
-    if len(note) > NOTE_MAX:
-        raise ReviewError(f"The note is too long ({len(note)} characters; at most {NOTE_MAX}).", code="note_too_long")
+    note = decision_note(note)
     action, status = _DECISIONS[decision]
     with transaction.atomic():
         flag = (
@@ -126,23 +114,3 @@ def flag_response_create(*, flag_id: int, student: User, text: str) -> FlagRespo
             return FlagResponse.objects.create(flag=flag, student=student, text=text)
     except IntegrityError:
         raise ReviewError("You have already responded to this flag.", code="duplicate") from None
-
-
-def instructor_message_create(
-    *, attempt_id: int, sender: User, text: str, exam_id: int | None = None
-) -> InstructorMessage:
-    """Record a message to the student of an in-progress attempt. The caller delivers it (channel group
-    `proctor_attempt_<id>`) after this returns, so a message is on record before the student can see it."""
-    text = " ".join((text or "").split())
-    if not text:
-        raise ReviewError("Write a message first.", code="empty")
-    if len(text) > MESSAGE_MAX:
-        raise ReviewError(f"The message is too long ({len(text)} characters; at most {MESSAGE_MAX}).", code="too_long")
-    attempt = Attempt.objects.select_related("exam").filter(pk=attempt_id).first()
-    if attempt is None or (exam_id is not None and attempt.exam_id != exam_id):
-        raise ReviewError("No such attempt in this exam.", code="not_found")
-    if not user_can_review_exam(user=sender, exam=attempt.exam):
-        raise ReviewError("No such attempt in your exams.", code="not_found")
-    if attempt.status != Attempt.Status.IN_PROGRESS:
-        raise ReviewError("This student has finished the exam; the message was not sent.", code="finished")
-    return InstructorMessage.objects.create(attempt=attempt, sender=sender, text=text)

@@ -30,11 +30,12 @@ from django.db.models import Count
 from accounts.models import User
 from exams.models import Enrollment, Exam
 from proctoring import rules
-from proctoring.models import Flag, FlagDecision, FlagWithdrawal, Observation, ProctoringSession, RescoreRun
+from proctoring.decisions import ReviewError
+from proctoring.models import Flag, Observation, ProctoringSession
 from proctoring.permissions import user_can_review_exam
+from proctoring.review.models import FlagDecision, FlagWithdrawal, RescoreRun
 from proctoring.selectors import frame_records_for_session
 from proctoring.services.flags import model_version_of
-from proctoring.services.review import ReviewError
 
 INF = 1 << 62
 REVIEWED = (Flag.Status.CONFIRMED, Flag.Status.DISMISSED)

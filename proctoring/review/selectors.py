@@ -22,16 +22,14 @@ from proctoring import rules
 from proctoring.models import (
     BrowserSignal,
     Flag,
-    FlagDecision,
-    FlagResponse,
     InstructorMessage,
     Observation,
     ProctoringSession,
-    RescoreRun,
     Snapshot,
     StreamEvent,
 )
 from proctoring.permissions import user_can_review_exam
+from proctoring.review.models import FlagDecision, FlagResponse, RescoreRun
 from proctoring.selectors import monitor_flag
 
 # How much an open flag of each kind weighs in the review priority. Identity and a second person are the strongest

@@ -24,9 +24,11 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from exams.models import Attempt, Exam
-from proctoring import rules, timeline
+from proctoring import rules
+from proctoring.decisions import ReviewError
 from proctoring.models import BrowserSignal, FaceTemplate, Flag, StreamEvent
-from proctoring.selectors_review import (
+from proctoring.review import timeline
+from proctoring.review.selectors import (
     KIND_LABELS,
     PRIORITY_WEIGHTS,
     SORTS,
@@ -42,9 +44,9 @@ from proctoring.selectors_review import (
     exams_reviewable_by,
     student_confirmed_flags,
 )
+from proctoring.review.services.decisions import flag_response_create, flag_review
+from proctoring.review.services.rescoring import rescore_apply, rescore_preview, rescore_settings
 from proctoring.services.identity import QUEUE_ORDER, enrolment_decide, identity_queue
-from proctoring.services.rescoring import rescore_apply, rescore_preview, rescore_settings
-from proctoring.services.review import ReviewError, flag_response_create, flag_review
 
 MARKED_SIGNALS = {
     BrowserSignal.Kind.TAB_HIDDEN,
@@ -312,7 +314,7 @@ def flag_decide(request: HttpRequest, flag_id: int) -> HttpResponse:
         flag = Flag.objects.select_related("session").get(pk=flag_id)
     else:
         messages.success(request, f"Flag {flag.pk} ({flag.get_kind_display().lower()}) is now {flag.status}.")
-    return redirect(reverse("proctoring:review_attempt", args=[flag.session.attempt_id]) + f"#flag-{flag.pk}")
+    return redirect(reverse("review:attempt", args=[flag.session.attempt_id]) + f"#flag-{flag.pk}")
 
 
 class SensitivityForm(forms.Form):
@@ -390,7 +392,7 @@ def exam_rescore(request: HttpRequest, exam_id: int) -> HttpResponse:
                         f"New sensitivity applied: {before} flags before, {after} after. "
                         f"{len(plan.conflicts)} reviewed decisions kept where the new settings disagree.",
                     )
-                    return redirect("proctoring:review_exam", exam_id=exam.pk)
+                    return redirect("review:exam", exam_id=exam.pk)
                 plan = rescore_preview(exam=exam, config=config)
             except ReviewError as exc:
                 form.add_error(None, exc.message)
@@ -428,7 +430,7 @@ def student_flags(request: HttpRequest, attempt_id: int) -> HttpResponse:
             errors[flag_id] = exc.message
         else:
             messages.success(request, "Thank you. Your response was sent to your instructor.")
-            return redirect(reverse("proctoring:my_flags", args=[attempt.pk]) + f"#flag-{flag_id}")
+            return redirect(reverse("review:my_flags", args=[attempt.pk]) + f"#flag-{flag_id}")
     flags = student_confirmed_flags(student=request.user, attempt=attempt)
     rows = [(flag, response, errors.get(flag.pk)) for flag, response in flags]
     return render(request, "review/student_flags.html", {"attempt": attempt, "rows": rows})
@@ -461,7 +463,7 @@ def identity_review(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"The enrolment of {name} is now {template.get_verification_display().lower()}.")
             anchor = f"#enrolment-{template.user_id}"
             return redirect(
-                reverse("proctoring:identity_review") + (f"?{urlencode({'status': status})}" if status else "") + anchor
+                reverse("review:identity") + (f"?{urlencode({'status': status})}" if status else "") + anchor
             )
     rows = identity_queue(actor=request.user, status=status)
     counts = {value: 0 for value in QUEUE_ORDER}

@@ -20,9 +20,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from exams.models import Exam
 from examsite.websocket import SurvivesLayerOutage
 from proctoring.consumers import attempt_group, monitor_group, parse_message
-from proctoring.selectors_review import exam_for_review, exam_roster
-from proctoring.services.review import ReviewError, instructor_message_create
-from proctoring.services.sessions import instructor_message_event
+from proctoring.decisions import ReviewError
+from proctoring.review.selectors import exam_for_review, exam_roster
+from proctoring.services.sessions import instructor_message_create, instructor_message_event
 
 # An instructor typing can't send more than this many messages per minute: a stuck key must not flood a student.
 MESSAGES_PER_MINUTE = 20
@@ -38,7 +38,7 @@ class SnapshotEvent(TypedDict):
 
 
 def _exam_if_allowed(exam_id: int, user: Any) -> Exam | None:
-    """The exam, when this user may review it (the review pages' own rule, selectors_review.exam_for_review)."""
+    """The exam, when this user may review it (the review pages' own rule, review.selectors.exam_for_review)."""
     return exam_for_review(user=user, exam_id=exam_id) if user is not None else None
 
 

@@ -1,4 +1,4 @@
-// Live monitor: one tile per student of the exam (the roster), fed by /ws/monitor/<exam_id>/ (proctoring/monitor.py).
+// Live monitor: one tile per student of the exam (the roster), fed by /ws/monitor/<exam_id>/ (proctoring/review/consumers.py).
 // Every enrolled student has a tile, streaming or not, in one of the roster's states. Text and icons carry every
 // state; colour only repeats them. Live statuses are merged as they come and drawn once a second, so a room of 200
 // streaming students costs the page a few DOM updates a second, not hundreds. The page tells the socket which tiles

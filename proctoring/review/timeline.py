@@ -9,9 +9,13 @@ The page also shows the same data as tables (see `attention_by_minute`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import TypeVar
+
+# A chart's values: attention (whole points) or gaze (degrees).
+Value = TypeVar("Value", int, float)
 
 KIND_ORDER = ("identity_mismatch", "multiple_faces", "phone_detected", "face_not_found", "looking_away")
 KIND_LABELS = {
@@ -84,9 +88,9 @@ def _tick_step(duration: float) -> int:
     return next((t for t in TICKS if duration / t <= 10), TICKS[-1])
 
 
-def _segments(points: Sequence[tuple[float, int]], gap: float) -> list[list[tuple[float, int]]]:
+def _segments(points: Sequence[tuple[float, Value]], gap: float) -> list[list[tuple[float, Value]]]:
     """Split the series where frames stop for longer than `gap` seconds, so a stall shows as a gap, not a slope."""
-    out: list[list[tuple[float, int]]] = []
+    out: list[list[tuple[float, Value]]] = []
     for point in points:
         if not out or point[0] - out[-1][-1][0] > gap:
             out.append([])
@@ -278,7 +282,7 @@ def render(
     return "\n".join(out)
 
 
-def _gaze_chart(gaze: GazeChart, *, top: float, x, width: int, gap: float) -> list[str]:
+def _gaze_chart(gaze: GazeChart, *, top: float, x: Callable[[float], float], width: int, gap: float) -> list[str]:
     """The gaze chart under the attention chart: 0 (straight ahead) at the bottom, the exam's limit drawn and named."""
     scale = max(GAZE_SCALE, gaze.limit * 1.5)
 
