@@ -349,9 +349,10 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 session_id=start.session_id,
                 seq=seq,
                 frame=data,
-                # Without the enrolled face the worker skips the embedding (identity cadence); pose then comes back
-                # absolute and the session service makes it relative to the neutral pose.
+                # The enrolment always travels (its neutral pose makes pose and gaze relative, in the worker); its
+                # embedding is compared only when identity is due (the session's cadence).
                 enrolled=start.enrolled,
+                identity=with_identity,
                 objects=self.settings.objects,
                 max_bytes=self.settings.max_frame_bytes,
                 # Older than one interval when a worker picks it up: a newer frame is coming, skip this one.
@@ -360,8 +361,6 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 priority=self.last_result_at,
                 objects_memory=self.objects_memory,
             )
-            if not with_identity:
-                job = dataclasses.replace(job, enrolled=None)
             reply = self.channel_name if self.pool.needs_reply_channel else None
             result = await self.pool.analyze(job, reply_channel=reply)
             dropped, self.dropped = self.dropped, 0
@@ -380,8 +379,6 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 received_at=received_at,
                 result=result,
                 frame=data,
-                neutral=None if with_identity else start.enrolled.neutral,
-                neutral_gaze=None if with_identity else start.enrolled.neutral_gaze,
                 latency_ms=round((time.time() - received_at) * 1000, 1),
                 dropped=dropped,
             )

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from proctoring.vision.types import Gaze, Observation, Pose
+from proctoring.frame_signals import in_order
+from proctoring.vision.types import Observation
 
 FACE_NOT_FOUND = "face_not_found"
 MULTIPLE_FACES = "multiple_faces"
@@ -257,23 +258,14 @@ class FrameRecord:
         *,
         seq: int,
         at: float,
-        neutral: Pose | None = None,
-        neutral_gaze: Gaze | None = None,
         phone_label: str = "cell phone",
     ) -> FrameRecord:
-        """`neutral` (and `neutral_gaze`) are given when the observation's pose and gaze are absolute (the frame was
-        analysed without the enrolled face, to skip the embedding): they are then made relative here, as the
-        analyzer does otherwise."""
-        yaw = pitch = None
-        if obs.pose is not None:
-            yaw, pitch = obs.pose.yaw, obs.pose.pitch
-            if neutral is not None:
-                yaw, pitch = yaw - neutral.yaw, pitch - neutral.pitch
-        gaze_yaw = gaze_pitch = None
-        if obs.gaze is not None:
-            gaze_yaw, gaze_pitch = obs.gaze.yaw, obs.gaze.pitch
-            if neutral is not None and neutral_gaze is not None:
-                gaze_yaw, gaze_pitch = gaze_yaw - neutral_gaze.yaw, gaze_pitch - neutral_gaze.pitch
+        """The record of one analysed frame. Its pose and gaze are already relative to the student's neutral pose:
+        the analyzer makes them so, once, with the enrolment the frame job carries."""
+        yaw = obs.pose.yaw if obs.pose is not None else None
+        pitch = obs.pose.pitch if obs.pose is not None else None
+        gaze_yaw = obs.gaze.yaw if obs.gaze is not None else None
+        gaze_pitch = obs.gaze.pitch if obs.gaze is not None else None
         phone = 0.0
         others: dict[str, float] = {}
         for item in obs.objects:
@@ -587,20 +579,20 @@ def _advance(state: RuleState, record: FrameRecord, settings: RuleSettings) -> D
 
 
 def _signals(record: FrameRecord, checks: Mapping[str, tuple[bool, float]]) -> tuple[str, ...]:
-    """Single-frame signals in the vision contract's order of precedence (proctoring.frame_signals.frame_signals):
-    FACE_NOT_FOUND | MULTIPLE_FACES | IDENTITY_MISMATCH | AUTHORIZED, then PHONE_DETECTED, LOOKING_AWAY."""
-    out: list[str] = []
-    if checks.get(FACE_NOT_FOUND, (False,))[0]:
-        out.append("FACE_NOT_FOUND")
-    elif checks.get(MULTIPLE_FACES, (False,))[0]:
-        out.append("MULTIPLE_FACES")
-    elif IDENTITY_MISMATCH in checks:
-        out.append("IDENTITY_MISMATCH" if checks[IDENTITY_MISMATCH][0] else "AUTHORIZED")
-    if checks.get(PHONE_DETECTED, (False,))[0]:
-        out.append("PHONE_DETECTED")
-    if checks.get(LOOKING_AWAY, (False,))[0]:
-        out.append("LOOKING_AWAY")
-    return tuple(out)
+    """Single-frame signals, in the order frame_signals.in_order gives, of what this exam's checks found. AUTHORIZED
+    only on a frame whose identity was checked and matched; a check the exam leaves out says nothing."""
+
+    def found(kind: str) -> bool:
+        return checks.get(kind, (False,))[0]
+
+    return tuple(
+        in_order(
+            faces=0 if found(FACE_NOT_FOUND) else 2 if found(MULTIPLE_FACES) else 1,
+            identity=(not found(IDENTITY_MISMATCH)) if IDENTITY_MISMATCH in checks else None,
+            phone=found(PHONE_DETECTED),
+            away=found(LOOKING_AWAY),
+        )
+    )
 
 
 def _frame_values(kind: str, record: FrameRecord) -> dict[str, Any]:

@@ -115,7 +115,11 @@ class FrameJob:
     session_id: int
     seq: int
     frame: bytes
+    # The student's enrolment: its neutral pose and gaze make every frame's pose and gaze relative (in the
+    # analyzer, once), and its embedding is compared when `identity` is due.
     enrolled: EnrolledFace | None
+    # Whether identity is due on this frame (the session's cadence). When it is not, the embedding is skipped.
+    identity: bool = True
     objects: frozenset[str] = frozenset({"cell phone"})
     max_bytes: int = 1_000_000
     # Epoch seconds. A frame still waiting at its deadline is stale (a newer one is on its way) and is skipped.
@@ -134,7 +138,8 @@ class FrameJob:
             "session_id": self.session_id,
             "seq": self.seq,
             "frame_b64": base64.b64encode(self.frame).decode("ascii"),
-            "enrolled": asdict(self.enrolled) if self.enrolled is not None else None,
+            "enrolled": self._enrolled_payload(),
+            "identity": self.identity,
             "objects": sorted(self.objects),
             "max_bytes": self.max_bytes,
             "deadline": self.deadline,
@@ -143,6 +148,15 @@ class FrameJob:
             "priority": self.priority,
             "objects_memory": self.objects_memory.to_payload() if self.objects_memory is not None else None,
         }
+
+    def _enrolled_payload(self) -> dict[str, Any] | None:
+        if self.enrolled is None:
+            return None
+        enrolled = asdict(self.enrolled)
+        if not self.identity:
+            # Only the neutral pose is used when identity is not due: 512 numbers less on the broker.
+            enrolled["embedding"] = []
+        return enrolled
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> FrameJob:
@@ -161,6 +175,7 @@ class FrameJob:
             seq=data["seq"],
             frame=base64.b64decode(data["frame_b64"]),
             enrolled=enrolled,
+            identity=data.get("identity", True),
             objects=frozenset(data.get("objects", ["cell phone"])),
             max_bytes=data.get("max_bytes", 1_000_000),
             deadline=data.get("deadline", 0.0),
@@ -298,7 +313,8 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
 
     1. A frame past its deadline is skipped: it is stale, and analysing it would only delay the newer one.
     2. The bytes are decoded and validated (proctoring.vision.frames); a bad frame is REJECTED with its reason.
-    3. The analyzer runs with the enrolled face when identity is due, and the configured objects.
+    3. The analyzer runs with the enrolled face (its neutral pose makes pose and gaze relative, on every frame),
+       compares the embedding only when identity is due, and looks for the configured objects.
        Skip rule: when the job carries the session's last measured object result, that result may still be re-used
        (`reuses_left`), and this frame differs from the measured one by less than CHANGE_THRESHOLD in every block,
        the object detector does not run and the measured objects are re-used (`objects_from_seq` says so). A phone
@@ -336,17 +352,20 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     memory = job.objects_memory
     moved = change(sig, memory.signature) if sig is not None and memory is not None else None
     reuse = memory is not None and memory.reuses_left > 0 and moved is not None and moved < CHANGE_THRESHOLD
-    reuse_identity = reuse and job.enrolled is not None and memory.identity is not None
+    reuse_identity = reuse and job.identity and job.enrolled is not None and memory.identity is not None
     try:
         obs = _analyzer.analyze(
             image,
             enrolled=job.enrolled,
             objects=frozenset() if reuse else job.objects,
-            embed=not reuse_identity,
+            embed=job.identity and not reuse_identity,
         )
     except Exception as exc:  # noqa: BLE001 - a server error is reported as such, never as the student's fault
         log.exception("analysis failed for session %s frame %s", job.session_id, job.seq)
         return result(ERROR, reason="analysis", message=f"{type(exc).__name__}: {exc}")
+    if not job.identity:
+        # Identity was not asked of this frame: nothing is said about it, not even that it could not be compared.
+        obs = replace(obs, identity_error=None)
     if reuse:
         obs = replace(
             obs,

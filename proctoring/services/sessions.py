@@ -1,4 +1,5 @@
-"""Proctoring sessions: open or resume at connect, record each analysed frame, note stream health, end.
+"""Proctoring sessions: open or resume at connect, record each analysed frame (the rules' step, and the flags it
+opens, with the frame as snapshot evidence, and closes), note stream health, end.
 
 The consumer calls these through `database_sync_to_async`; each owns its transaction. `session_record_result`
 commits the observation, any new flag and its snapshot before it returns the events, so an event that names a
@@ -27,9 +28,9 @@ from proctoring.models import BrowserSignal, Flag, InstructorMessage, Observatio
 from proctoring.permissions import user_can_review_exam
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
 from proctoring.selectors import enrolled_face_of, session_open_flags
-from proctoring.services.flags import flag_close, flag_open, flags_close_all, model_version_of
+from proctoring.services.evidence import snapshot_store
 from proctoring.vision.change import CHANGE_THRESHOLD
-from proctoring.vision.types import EnrolledFace, Gaze, Pose
+from proctoring.vision.types import EnrolledFace
 from proctoring.vision.types import Observation as Seen
 
 log = logging.getLogger(__name__)
@@ -237,8 +238,6 @@ def session_record_result(
     received_at: float,
     result: AnalysisResult,
     frame: bytes,
-    neutral: Pose | None = None,
-    neutral_gaze: Gaze | None = None,
     latency_ms: float | None = None,
     dropped: int = 0,
 ) -> FrameOutcome:
@@ -249,8 +248,7 @@ def session_record_result(
        answered, and never moves a rules window.
     3. Otherwise: the rules step, the compact observation, flags opened (with the snapshot) or closed.
     4. The new rules state is saved, then everything commits; only then are the events returned to be sent.
-    `neutral` (and `neutral_gaze`) are set when the frame was analysed without the enrolled face (pose and gaze came
-    back absolute).
+    Pose and gaze come relative to the student's neutral pose from the worker (FrameJob.enrolled).
     """
     with transaction.atomic():
         session = ProctoringSession.objects.select_for_update().select_related("attempt").get(pk=session_id)
@@ -290,9 +288,7 @@ def session_record_result(
             # observations rather than lose one: this one takes the next free number. (The locked row knows the
             # last number, so no query per frame asks the observations.)
             seq = session.last_seq + 1
-        record = rules.FrameRecord.from_observation(
-            seen, seq=seq, at=received_at, neutral=neutral, neutral_gaze=neutral_gaze
-        )
+        record = rules.FrameRecord.from_observation(seen, seq=seq, at=received_at)
         decision = rules.step(state, record, settings)
         Observation.objects.create(
             session=session,
@@ -477,3 +473,56 @@ def _tell_live_socket(*, attempt_id: int, reason: str, submitted: bool = False) 
         async_to_sync(layer.group_send)(attempt_group(attempt_id), message)
     except Exception:  # noqa: BLE001 - best effort: the session has ended; a socket left open learns it on its next frame
         log.warning("proctoring: could not tell attempt %s's socket that its session ended", attempt_id, exc_info=True)
+
+
+# --- Flags: opened and closed from the rules' decisions, each opened with its frame as snapshot evidence. ---
+
+
+def model_version_of(models: dict[str, str]) -> str:
+    """One readable string of the models behind an observation, e.g. "detector=blazeface@0.6.0,embedder=..."."""
+    return ",".join(f"{role}={version}" for role, version in sorted(models.items()))
+
+
+def flag_open(
+    *,
+    session: ProctoringSession,
+    opened: rules.FlagOpen,
+    model_version: str,
+    frame: bytes | None,
+    width: int,
+    height: int,
+    settings_snapshot: dict[str, Any] | None = None,
+) -> Flag:
+    """Create the flag and its snapshot. The caller holds the transaction, so both commit before the event goes out."""
+    details = dict(opened.details)
+    if settings_snapshot is not None:
+        details["settings"] = settings_snapshot
+    flag = Flag.objects.create(
+        session=session,
+        kind=opened.kind,
+        started_at=_when(opened.at),
+        started_seq=opened.seq,
+        confidence=opened.confidence,
+        threshold=opened.threshold,
+        model_version=model_version,
+        details=details,
+    )
+    if frame:
+        snapshot_store(flag=flag, data=frame, width=width, height=height, taken_at=_when(opened.at))
+    return flag
+
+
+def flag_close(*, session: ProctoringSession, closed: rules.FlagClose) -> int:
+    """Close the open flag of this kind (there is at most one per kind per session). Returns rows updated. A flag
+    closed because the frames could no longer tell says so in its details, for the reviewer."""
+    flags = Flag.objects.filter(session=session, kind=closed.kind, ended_at__isnull=True)
+    if closed.reason != "clear":
+        for flag in flags.only("details"):
+            flag.details = {**(flag.details or {}), "ended_because": closed.reason}
+            flag.save(update_fields=["details"])
+    return flags.update(ended_at=_when(closed.at), ended_seq=closed.seq)
+
+
+def flags_close_all(*, session: ProctoringSession, at: datetime) -> int:
+    """When a session ends, its open spans end with it. Review status is untouched: a human still decides."""
+    return Flag.objects.filter(session=session, ended_at__isnull=True).update(ended_at=at)

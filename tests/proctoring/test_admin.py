@@ -11,7 +11,7 @@ from django.utils import timezone
 from exams.models import Attempt
 from proctoring import rules
 from proctoring.models import EvidenceView, ProctoringSession
-from proctoring.services.flags import flag_open
+from proctoring.services.sessions import flag_open
 from tests.factories import AdminFactory, ExamFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db

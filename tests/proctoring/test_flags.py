@@ -15,9 +15,9 @@ from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession
 from proctoring.pool.base import OK, TIMEOUT, AnalysisResult
 from proctoring.selectors import frame_records_for_session
 from proctoring.services.enrolment import current_embedding_model
-from proctoring.services.flags import model_version_of
 from proctoring.services.sessions import (
     SessionRefused,
+    model_version_of,
     session_end_for_attempt,
     session_open,
     session_record_result,

@@ -72,3 +72,39 @@ def test_limits_are_configurable_and_looking_away_comes_last():
 def test_signals_survive_a_round_trip_through_json():
     original = obs(faces=TWO, pose=Pose(40, 0, 0), objects=(PHONE,), identity=Identity(0.2, 0.45, False))
     assert frame_signals(Observation.from_dict(original.to_dict())) == frame_signals(original)
+
+
+# --- One order, two readings: the rules and the CLI must not drift ------------------------------------------------
+
+
+FACES = {"none": (), "one": ONE, "two": TWO}
+IDENTITIES = {"match": Identity(0.9, 0.45, True), "mismatch": Identity(0.1, 0.45, False)}
+POSES = {"ahead": Pose(0.0, 0.0, 0.0), "away": Pose(50.0, 0.0, 0.0)}
+
+
+@pytest.mark.parametrize("faces", FACES)
+@pytest.mark.parametrize("identity", IDENTITIES)
+@pytest.mark.parametrize("phone", [False, True])
+@pytest.mark.parametrize("pose", POSES)
+def test_the_rules_and_the_cli_give_the_same_signals_in_the_same_order_where_they_measure_the_same(
+    faces, identity, phone, pose
+):
+    """Where the rules' reading and the CLI's agree (the identity compared, a phone well over the exam's threshold,
+    pose only: no gaze in the observation; a pose only with one face, as the rules judge no one's head when two are in
+    view), both give the same single-frame signals: the order lives in one place, frame_signals.in_order."""
+    from proctoring import rules
+
+    seen = obs(
+        faces=FACES[faces],
+        identity=IDENTITIES[identity] if faces == "one" else None,
+        pose=POSES[pose] if faces == "one" else None,
+        objects=(PHONE,) if phone else (),
+    )
+    settings = rules.RuleSettings()
+    record = rules.FrameRecord.from_observation(seen, seq=1, at=0.0)
+    decision = rules.step(rules.RuleState(), record, settings)
+    cli = frame_signals(seen, yaw_limit=settings.yaw_limit, pitch_limit=settings.pitch_limit)
+    if faces != "one":
+        # With no face or two, no identity is compared, and neither reading claims one.
+        assert "AUTHORIZED" not in cli and "IDENTITY_MISMATCH" not in cli
+    assert list(decision.signals) == cli

@@ -223,7 +223,7 @@ def test_settings_round_trip_through_their_stored_snapshot():
     assert RuleSettings.from_dict(settings.to_dict()) == settings
 
 
-def test_a_record_from_an_observation_makes_an_absolute_pose_relative():
+def test_a_record_takes_the_observation_as_the_worker_made_it():
     obs = Observation(
         width=640,
         height=480,
@@ -232,16 +232,12 @@ def test_a_record_from_an_observation_makes_an_absolute_pose_relative():
         pose=Pose(yaw=12.0, pitch=3.0, roll=0.0),
         objects=(DetectedObject("cell phone", (0, 0, 1, 1), 0.8), DetectedObject("book", (0, 0, 1, 1), 0.6)),
     )
-    record = FrameRecord.from_observation(obs, seq=4, at=5.0, neutral=Pose(10.0, 5.0, 0.0))
-    assert (record.yaw, record.pitch) == (2.0, -2.0)
+    record = FrameRecord.from_observation(obs, seq=4, at=5.0)
+    # Pose and gaze are already relative to the neutral pose (the worker applies it, once): taken as they are.
+    assert (record.yaw, record.pitch) == (12.0, 3.0)
     assert (record.gaze_yaw, record.gaze_pitch) == (None, None)  # no gaze in this observation
-    # Gaze the same way: made relative to the neutral gaze when the observation came back absolute.
     with_gaze = dataclasses.replace(obs, gaze=Gaze(yaw=-8.0, pitch=14.0))
-    record = FrameRecord.from_observation(
-        with_gaze, seq=4, at=5.0, neutral=Pose(10.0, 5.0, 0.0), neutral_gaze=Gaze(-2.0, 11.0)
-    )
-    assert (record.gaze_yaw, record.gaze_pitch) == (-6.0, 3.0)
-    assert FrameRecord.from_observation(with_gaze, seq=4, at=5.0).gaze_yaw == -8.0  # already relative
+    assert FrameRecord.from_observation(with_gaze, seq=4, at=5.0).gaze_yaw == -8.0
     assert record.face_scores == (0.9, 0.6)
     assert record.phone_score == 0.8 and record.objects == {"book": 0.6}
     assert record.similarity == 0.7123

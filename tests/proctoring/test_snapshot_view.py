@@ -12,7 +12,7 @@ from exams.models import Attempt
 from proctoring import rules
 from proctoring.models import EvidenceView, ProctoringSession
 from proctoring.services.evidence import snapshot_delete, snapshot_path
-from proctoring.services.flags import flag_open
+from proctoring.services.sessions import flag_open
 from tests.factories import AdminFactory, ExamFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from exams.models import Attempt, Exam
 from proctoring import rules
 from proctoring.models import BrowserSignal, Flag, Observation, ProctoringSession, StreamEvent
 from proctoring.services.evidence import snapshot_store
-from proctoring.services.flags import model_version_of
+from proctoring.services.sessions import model_version_of
 
 ALICE = {
     "face_count": 1,

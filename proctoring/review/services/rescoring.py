@@ -35,7 +35,7 @@ from proctoring.models import Flag, Observation, ProctoringSession
 from proctoring.permissions import user_can_review_exam
 from proctoring.review.models import FlagDecision, FlagWithdrawal, RescoreRun
 from proctoring.selectors import frame_records_for_session
-from proctoring.services.flags import model_version_of
+from proctoring.services.sessions import model_version_of
 
 INF = 1 << 62
 REVIEWED = (Flag.Status.CONFIRMED, Flag.Status.DISMISSED)

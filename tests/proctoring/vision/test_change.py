@@ -24,7 +24,10 @@ from proctoring.pool.base import (
     objects_memory_after,
     worker_init,
 )
+from proctoring.rules import FrameRecord
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
+from proctoring.vision.types import Gaze, Pose
+from proctoring.vision.types import Observation as Seen
 
 
 def webcam(evalset, image, *, seed: int = 0, shift: int = 0) -> np.ndarray:
@@ -76,9 +79,9 @@ def real_worker(analyzer):
     worker_init(analyzer_path="tests.proctoring.fakes:scripted_analyzer")
 
 
-def run(image: np.ndarray, memory: ObjectsMemory | None, *, seq: int, enrolled=None) -> dict:
+def run(image: np.ndarray, memory: ObjectsMemory | None, *, seq: int, enrolled=None, identity: bool = True) -> dict:
     job = FrameJob(job_id=uuid.uuid4().hex, session_id=1, seq=seq, frame=jpeg(image), enrolled=enrolled,
-                   objects_memory=memory)  # fmt: skip
+                   identity=identity, objects_memory=memory)  # fmt: skip
     result = analyze_job(job)
     assert result["status"] == OK, result
     return result
@@ -166,3 +169,28 @@ def test_a_mismatch_is_never_reused(real_worker, evalset, photo, enrolled_astron
     again = run(webcam(evalset, photo("grace_hopper"), seed=1), memory, seq=2, enrolled=enrolled_astronaut)
     assert again["objects_from_seq"] == 1  # the picture has not changed: the phone detector is skipped
     assert again["identity_from_seq"] is None and identity(again)["match"] is False
+
+
+# --- The neutral pose: carried in the frame job, applied once -----------------------------------------------------
+
+
+def test_the_neutral_pose_is_applied_once_in_the_worker_whether_identity_is_due_or_not(
+    real_worker, evalset, photo, enrolled_astronaut
+):
+    image = webcam(evalset, photo("astronaut"))
+    measured = run(image, None, seq=1)["observation"]  # no enrolment: pose and gaze as measured
+    assert measured["pose"] is not None and measured["gaze"] is not None
+    # A neutral pose so far round that the difference crosses 180 degrees and must wrap, and a neutral gaze.
+    neutral = Pose(yaw=measured["pose"]["yaw"] - 200.0, pitch=measured["pose"]["pitch"] + 5.0, roll=0.0)
+    enrolled = dataclasses.replace(enrolled_astronaut, neutral=neutral, neutral_gaze=Gaze(yaw=1.5, pitch=-2.0))
+    due = run(image, None, seq=2, enrolled=enrolled, identity=True)["observation"]
+    not_due = run(image, None, seq=3, enrolled=enrolled, identity=False)["observation"]
+    assert due["identity"] is not None and not_due["identity"] is None and not_due["identity_error"] is None
+    for seen in (due, not_due):
+        assert seen["pose"]["yaw"] == pytest.approx(-160.0, abs=0.02)
+        assert seen["pose"]["pitch"] == pytest.approx(-5.0, abs=0.02)
+        assert seen["gaze"]["yaw"] == pytest.approx(measured["gaze"]["yaw"] - 1.5, abs=0.02)
+        assert seen["gaze"]["pitch"] == pytest.approx(measured["gaze"]["pitch"] + 2.0, abs=0.02)
+        # The rules take the pose as the worker made it: nothing downstream applies the neutral pose again.
+        record = FrameRecord.from_observation(Seen.from_dict(seen), seq=1, at=0.0)
+        assert (record.yaw, record.gaze_yaw) == (seen["pose"]["yaw"], seen["gaze"]["yaw"])
