@@ -4,7 +4,9 @@ Each registers in its AppConfig.ready():
 - the start gate: the set-up a student must finish before an exam's clock starts (proctoring's consent, enrolment,
   photo ID and identity), asked through `setup_status`;
 - sections of the exam form (proctoring's settings): a Form class with `legend`, `section_template`,
-  `initial_for(exam)` and `service_kwargs()`, whose arguments join the exam form's for exam_create/exam_update.
+  `initial_for(exam)` and `service_kwargs()`, whose arguments join the exam form's for exam_create/exam_update;
+- whether an exam has evidence to review (proctoring's sessions), so that its page links to review even after
+  proctoring is switched off, asked through `exam_has_evidence`.
 """
 
 from __future__ import annotations
@@ -70,3 +72,17 @@ def exam_form_sections(data: Any = None, *, exam: Exam | None = None) -> list[Fo
     return [
         section(data, initial=section.initial_for(exam) if exam is not None else None) for section in _form_sections
     ]
+
+
+EvidenceProvider = Callable[..., bool]
+_evidence_providers: list[EvidenceProvider] = []
+
+
+def evidence_provider_register(provider: EvidenceProvider) -> None:
+    """Register `provider(exam=...) -> bool`: whether the app keeps evidence of the exam's attempts."""
+    if provider not in _evidence_providers:
+        _evidence_providers.append(provider)
+
+
+def exam_has_evidence(*, exam: Exam) -> bool:
+    return any(provider(exam=exam) for provider in _evidence_providers)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 
-from .hooks import setup_status
+from .hooks import exam_has_evidence, setup_status
 from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
 
 
@@ -25,6 +25,10 @@ def exams_manageable_by(*, user: User) -> QuerySet[Exam]:
     return qs.none()
 
 
+def exam_manageable(*, user: User, exam_id: int) -> Exam | None:
+    return exams_manageable_by(user=user).filter(pk=exam_id).first()
+
+
 def exams_for_manager_list(*, user: User) -> QuerySet[Exam]:
     return exams_manageable_by(user=user).annotate(
         question_count=Count("questions", distinct=True),
@@ -36,6 +40,94 @@ def exams_for_manager_list(*, user: User) -> QuerySet[Exam]:
 def exam_with_questions(*, exam_id: int) -> QuerySet[Exam]:
     return Exam.objects.filter(pk=exam_id).prefetch_related(
         Prefetch("questions", queryset=Question.objects.prefetch_related("choices"))
+    )
+
+
+def exam_by_id(*, exam_id: int) -> Exam | None:
+    return Exam.objects.filter(pk=exam_id).first()
+
+
+def exam_for_student(*, student: User, exam_id: int) -> Exam | None:
+    """A published exam the student is enrolled in; None for any other (ids reveal nothing)."""
+    return Exam.objects.select_related("owner").filter(pk=exam_id, published=True, enrollments__student=student).first()
+
+
+def exam_published(*, exam_id: int) -> Exam | None:
+    return Exam.objects.select_related("owner").filter(pk=exam_id, published=True).first()
+
+
+def student_attempts(*, exam: Exam, student: User) -> list[Attempt]:
+    """The student's attempts at the exam, first to last."""
+    return list(Attempt.objects.filter(exam=exam, student=student).order_by("number"))
+
+
+def exam_question(*, exam_id: int, question_id: int) -> Question | None:
+    return Question.objects.filter(pk=question_id, exam_id=exam_id).first()
+
+
+def exam_questions(*, exam_id: int) -> QuerySet[Question]:
+    return Question.objects.filter(exam_id=exam_id)
+
+
+def exam_question_count(*, exam: Exam) -> int:
+    return Question.objects.filter(exam=exam).count()
+
+
+def exam_has_attempts(*, exam: Exam) -> bool:
+    """Whether anyone has started the exam: its questions can no longer change."""
+    return Attempt.objects.filter(exam=exam).exists()
+
+
+def exam_enrollment(*, exam: Exam, enrollment_id: int) -> Enrollment | None:
+    return Enrollment.objects.select_related("student").filter(exam=exam, pk=enrollment_id).first()
+
+
+def exam_attempt(*, exam: Exam, attempt_id: int) -> Attempt | None:
+    return Attempt.objects.select_related("student", "exam").filter(exam=exam, pk=attempt_id).first()
+
+
+def attempt_answer(*, attempt: Attempt, answer_id: object) -> Answer | None:
+    """One answer of the attempt, by an id as posted (anything that is not a whole number finds none)."""
+    try:
+        pk = int(str(answer_id))
+    except ValueError:
+        return None
+    return Answer.objects.select_related("question", "attempt__exam").filter(pk=pk, attempt=attempt).first()
+
+
+def student_attempt(*, student: User, attempt_id: int) -> Attempt | None:
+    """The student's own attempt; None for anyone else's (a 404, which does not confirm that it exists)."""
+    return attempt_for_student(student=student).filter(pk=attempt_id).first()
+
+
+@dataclass(frozen=True)
+class ExamOverview:
+    """The manage page of one exam."""
+
+    questions: list[Question]
+    locked: bool  # attempts exist: questions can no longer change
+    enrollments: QuerySet[Enrollment]
+    attempts: QuerySet[Attempt]
+    needs_grading: int
+    # The review pages matter as long as there is evidence, even after proctoring is switched off.
+    proctored: bool
+    # Opened from an LMS course (LTI): its links, roster and grade book page.
+    in_lms: bool
+
+    @property
+    def max_score(self) -> Decimal:
+        return sum((q.points for q in self.questions), start=Decimal("0"))
+
+
+def exam_overview(*, exam: Exam) -> ExamOverview:
+    return ExamOverview(
+        questions=list(Question.objects.filter(exam=exam).prefetch_related("choices")),
+        locked=exam_has_attempts(exam=exam),
+        enrollments=exam_enrollments(exam=exam),
+        attempts=exam_attempts(exam=exam),
+        needs_grading=attempts_needing_grading(exam=exam),
+        proctored=exam.proctoring_enabled or exam_has_evidence(exam=exam),
+        in_lms=exam.lti_links.exists(),
     )
 
 

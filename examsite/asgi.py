@@ -20,7 +20,7 @@ def close_oversized_messages_with_1009() -> None:
     `Server.run()`, after it has imported this module.
     """
     try:
-        from daphne.ws_protocol import WebSocketFactory
+        from daphne.ws_protocol import WebSocketFactory  # lazy: only under daphne
     except ImportError:  # another ASGI server: nothing to do
         return
     if getattr(WebSocketFactory, "closes_with_code", False):

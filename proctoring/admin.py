@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from proctoring.forms import ReferencePhotoUploadForm
 from proctoring.models import BrowserSignal, EvidenceView, FaceTemplate, ReferencePhoto, StreamEvent
-from proctoring.services.identity import PhotoImportReport, reference_photos_import
+from proctoring.services.identity import IdentityError, PhotoImportReport, photos_in, reference_photos_import
 
 
 @admin.register(EvidenceView)
@@ -104,7 +104,6 @@ class ReferencePhotoAdmin(admin.ModelAdmin):
 
 
 def _upload(form: ReferencePhotoUploadForm, *, actor: Any) -> PhotoImportReport:
-    from proctoring.services.identity import IdentityError, photos_in
 
     upload = form.cleaned_data["file"]
     data = upload.read()

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from exams.models import Attempt
 from proctoring.consumers import monitor_group, monitor_status
+from proctoring.services.evidence import private_delete
 from proctoring.services.sessions import session_end_for_attempt
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ def attempt_closed_end_session(sender: Any, *, attempt: Attempt, **kwargs: Any) 
 def private_photo_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
     """An enrolment (FaceTemplate, with its enrolment and ID photos) or a reference photo row is gone (a deleted
     account, an admin's delete, retention): its private files go too, once the deletion is committed."""
-    from proctoring.services.evidence import private_delete
 
     paths = [getattr(instance, name, "") for name in ("photo_path", "id_photo_path", "path")]
     for relative in filter(None, paths):

@@ -119,6 +119,11 @@ def sessions_flagged() -> QuerySet[ProctoringSession]:
     )
 
 
+def exam_has_sessions(*, exam: Any) -> bool:
+    """Whether any attempt at the exam was proctored (exams.hooks: its page then links to review)."""
+    return ProctoringSession.objects.filter(attempt__exam=exam).exists()
+
+
 def session_active_for_attempt(*, attempt_id: int) -> ProctoringSession | None:
     return ProctoringSession.objects.filter(attempt_id=attempt_id, status="active").first()
 

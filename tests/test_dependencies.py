@@ -79,3 +79,44 @@ def test_the_vision_engine_has_no_import_circle_through_its_error():
     # base -> packs -> registry -> base was a circle: the model modules take ModelPackError from errors.py.
     for name in ("base", "registry", "blazeface", "arcface", "facemesh", "ssd", "yolo", "insightface_pack"):
         assert "packs" not in relative_imports(vision / f"{name}.py"), name
+
+
+def uncommented_local_imports(path: Path) -> list[int]:
+    """The lines of imports inside functions with no comment saying why: on the import itself, or on a line just
+    above its block of imports."""
+    lines = path.read_text().splitlines()
+    found = []
+    for function in ast.walk(ast.parse("\n".join(lines), filename=str(path))):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            above = node.lineno - 2
+            while above >= 0 and (lines[above].strip().startswith(("import ", "from ")) or not lines[above].strip()):
+                above -= 1
+            said = any("#" in line for line in lines[node.lineno - 1 : node.end_lineno]) or (
+                above >= 0 and lines[above].strip().startswith("#")
+            )
+            if not said:
+                found.append(node.lineno)
+    return found
+
+
+@pytest.mark.parametrize("app", ["accounts", "exams", "proctoring", "examsite"])
+def test_imports_are_at_the_top_unless_a_comment_says_why(app):
+    offences = []
+    for path in sorted((ROOT / app).rglob("*.py")):
+        if "migrations" not in path.parts:
+            offences += [f"{path.relative_to(ROOT)}:{line}" for line in uncommented_local_imports(path)]
+    assert offences == []
+
+
+def test_the_import_check_finds_an_unexplained_import_and_accepts_an_explained_one(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "def f():\n    import json\n    return json\n\n\n"
+        "def g():\n    import cv2  # lazy: heavy\n    return cv2\n\n\n"
+        "def h():\n    # Heavy: at the first photo.\n    import numpy\n\n    import cv2\n    return cv2, numpy\n"
+    )
+    assert uncommented_local_imports(sample) == [2]

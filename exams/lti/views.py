@@ -20,17 +20,17 @@ from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
-from lti_tool.models import Key, LtiRegistration
+from lti_tool.models import LtiRegistration
 from pylti1p3.contrib.django import DjangoCacheDataStorage, DjangoOIDCLogin
 from pylti1p3.exception import OIDCException
 
 from exams.exceptions import ExamRuleError
-from exams.lti import services
+from exams.lti import selectors, services
 from exams.lti.launch import END_ASSESSMENT, START_PROCTORING, LaunchRefused, StrictToolConfig, launch_restore
 from exams.lti.launch import launch_validate as validate
-from exams.lti.models import ExamLink, GradeSend, ProctoringHandover
-from exams.models import Exam
-from exams.selectors import exam_setup_missing
+from exams.lti.models import GradeSend, ProctoringHandover
+from exams.selectors import exam_manageable, exam_setup_missing
+from examsite.http import found_or_404
 
 logger = logging.getLogger(__name__)
 SESSION_LAUNCH = "lti_launch_id"
@@ -53,7 +53,7 @@ def _with_form_action(response: HttpResponse, url: str) -> HttpResponse:
 def jwks(request: HttpRequest) -> JsonResponse:
     """The tool's public keys, for LMSs to check what it signs (deep linking replies, service tokens)."""
     services.tool_key_ensure()
-    return JsonResponse(Key.objects.as_jwks())
+    return JsonResponse(selectors.tool_jwks())
 
 
 @csrf_exempt
@@ -198,13 +198,12 @@ def link(request: HttpRequest) -> HttpResponse:
 @login_required
 def exam_lms(request: HttpRequest, exam_id: int) -> HttpResponse:
     """An exam's LMS page for its owner: its course links, the roster sync, and every grade sent or failing."""
-    exam = get_object_or_404(Exam, pk=exam_id)
-    if not (request.user.is_platform_admin or exam.owner_id == request.user.pk):
-        raise PermissionDenied
+    # Its owner's and the admins' only; anyone else gets a 404, as for any exam they cannot manage.
+    exam = found_or_404(exam_manageable(user=request.user, exam_id=exam_id), "No such exam")
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "roster":
-            link_obj = get_object_or_404(ExamLink, pk=request.POST.get("link"), exam=exam)
+            link_obj = found_or_404(selectors.exam_link(exam=exam, link_id=request.POST.get("link")))
             try:
                 report = services.roster_sync(link=link_obj)
             except services.LtiError as exc:
@@ -219,16 +218,15 @@ def exam_lms(request: HttpRequest, exam_id: int) -> HttpResponse:
             failed = sum(1 for g in sent if g.status == GradeSend.Status.FAILED)
             messages.info(request, f"Sent {len(sent) - failed} grade(s); {failed} failed.")
         return redirect("lti:exam", exam_id=exam.pk)
-    links = exam.lti_links.select_related("resource_link__context")
-    grades = GradeSend.objects.filter(link__exam=exam).select_related("attempt__student").order_by("-updated_at")
-    return render(request, "lti/exam.html", {"exam": exam, "links": links, "grades": grades})
+    links = selectors.exam_links(exam=exam)
+    return render(request, "lti/exam.html", {"exam": exam, "links": links, "grades": selectors.exam_grades(exam=exam)})
 
 
 @login_required
 def handover(request: HttpRequest, handover_id: int) -> HttpResponse:
     """LTI Proctoring Services: the set-up this exam needs (consent, enrolment, identity, the system check), then
     the way back to the LMS's assessment with a signed LtiStartAssessment."""
-    item = get_object_or_404(ProctoringHandover.objects.select_related("link__exam"), pk=handover_id, user=request.user)
+    item = found_or_404(selectors.handover_of(user=request.user, handover_id=handover_id), "No such hand-over")
     exam = item.link.exam
     missing = exam_setup_missing(exam=exam, student=request.user)
     here = request.path
@@ -279,9 +277,9 @@ def setup(request: HttpRequest) -> HttpResponse:
         {
             "registration": registration,
             "login_url": base + reverse("lti:login", args=[registration.uuid]),
-            "deployments": list(registration.deployments.values_list("deployment_id", "is_active")),
+            "deployments": deployments,
         }
-        for registration in LtiRegistration.objects.order_by("name")
+        for registration, deployments in selectors.registrations()
     ]
     return render(
         request,

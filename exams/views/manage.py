@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -32,7 +32,8 @@ from exams.forms import (
     choice_specs,
 )
 from exams.hooks import exam_form_sections
-from exams.models import Answer, Attempt, Exam, Question
+from exams.models import Attempt, Exam, Question
+from examsite.http import found_or_404
 
 
 def instructor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -47,7 +48,7 @@ def instructor_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
 
 
 def _exam(request: HttpRequest, exam_id: int) -> Exam:
-    return get_object_or_404(selectors.exams_manageable_by(user=request.user), pk=exam_id)
+    return found_or_404(selectors.exam_manageable(user=request.user, exam_id=exam_id), "No such exam")
 
 
 def _exam_url(exam: Exam, anchor: str = "") -> str:
@@ -56,20 +57,17 @@ def _exam_url(exam: Exam, anchor: str = "") -> str:
 
 def exam_manage(request: HttpRequest, exam: Exam) -> HttpResponse:
     """The manage page, reached through /exams/<id>/ by whoever manages the exam (see views.exam_detail)."""
-    attempt_ids = list(exam.attempts.values_list("id", flat=True)[:1])
-    questions = list(exam.questions.prefetch_related("choices"))
+    overview = selectors.exam_overview(exam=exam)
     context = {
         "exam": exam,
-        "questions": questions,
-        "max_score": sum((q.points for q in questions), start=0),
-        "locked": bool(attempt_ids),
-        "enrollments": selectors.exam_enrollments(exam=exam),
-        "attempts": selectors.exam_attempts(exam=exam),
-        "needs_grading": selectors.attempts_needing_grading(exam=exam),
-        # The review pages matter as long as there is evidence, even after proctoring is switched off.
-        "proctored": exam.proctoring_enabled or exam.attempts.filter(proctoring_sessions__isnull=False).exists(),
-        # Opened from an LMS course (LTI): its links, roster and grade book page.
-        "in_lms": exam.lti_links.exists(),
+        "questions": overview.questions,
+        "max_score": overview.max_score,
+        "locked": overview.locked,
+        "enrollments": overview.enrollments,
+        "attempts": overview.attempts,
+        "needs_grading": overview.needs_grading,
+        "proctored": overview.proctored,
+        "in_lms": overview.in_lms,
     }
     return render(request, "exams/manage/exam.html", context)
 
@@ -172,7 +170,13 @@ def question_create(request: HttpRequest, exam_id: int) -> HttpResponse:
     form, formset, done = _question_page(request, exam, None)
     if done is not None:
         return done
-    context = {"exam": exam, "question": None, "form": form, "formset": formset, "locked": exam.attempts.exists()}
+    context = {
+        "exam": exam,
+        "question": None,
+        "form": form,
+        "formset": formset,
+        "locked": selectors.exam_has_attempts(exam=exam),
+    }
     return render(request, "exams/manage/question_form.html", context)
 
 
@@ -180,11 +184,17 @@ def question_create(request: HttpRequest, exam_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def question_edit(request: HttpRequest, exam_id: int, question_id: int) -> HttpResponse:
     exam = _exam(request, exam_id)
-    question = get_object_or_404(exam.questions, pk=question_id)
+    question = found_or_404(selectors.exam_question(exam_id=exam.id, question_id=question_id))
     form, formset, done = _question_page(request, exam, question)
     if done is not None:
         return done
-    context = {"exam": exam, "question": question, "form": form, "formset": formset, "locked": exam.attempts.exists()}
+    context = {
+        "exam": exam,
+        "question": question,
+        "form": form,
+        "formset": formset,
+        "locked": selectors.exam_has_attempts(exam=exam),
+    }
     return render(request, "exams/manage/question_form.html", context)
 
 
@@ -192,7 +202,7 @@ def question_edit(request: HttpRequest, exam_id: int, question_id: int) -> HttpR
 @require_POST
 def question_delete(request: HttpRequest, exam_id: int, question_id: int) -> HttpResponse:
     exam = _exam(request, exam_id)
-    question = get_object_or_404(exam.questions, pk=question_id)
+    question = found_or_404(selectors.exam_question(exam_id=exam.id, question_id=question_id))
     try:
         services.question_delete(question=question)
     except ExamRuleError as error:
@@ -206,7 +216,7 @@ def question_delete(request: HttpRequest, exam_id: int, question_id: int) -> Htt
 @require_POST
 def question_move(request: HttpRequest, exam_id: int, question_id: int) -> HttpResponse:
     exam = _exam(request, exam_id)
-    question = get_object_or_404(exam.questions, pk=question_id)
+    question = found_or_404(selectors.exam_question(exam_id=exam.id, question_id=question_id))
     try:
         services.question_move(question=question, direction=request.POST.get("direction", ""))
     except ExamRuleError as error:
@@ -246,7 +256,7 @@ def exam_students(request: HttpRequest, exam_id: int) -> HttpResponse:
 @require_POST
 def enrollment_edit(request: HttpRequest, exam_id: int, enrollment_id: int) -> HttpResponse:
     exam = _exam(request, exam_id)
-    enrollment = get_object_or_404(exam.enrollments.select_related("student"), pk=enrollment_id)
+    enrollment = found_or_404(selectors.exam_enrollment(exam=exam, enrollment_id=enrollment_id))
     if request.POST.get("action") == "remove":
         services.enrollment_remove(enrollment=enrollment)
         messages.success(request, f"{enrollment.student.username} is no longer enrolled.")
@@ -271,12 +281,10 @@ def enrollment_edit(request: HttpRequest, exam_id: int, enrollment_id: int) -> H
 def attempt_review(request: HttpRequest, exam_id: int, attempt_id: int) -> HttpResponse:
     """One attempt's answers, with a grading form for each short answer."""
     exam = _exam(request, exam_id)
-    attempt = get_object_or_404(exam.attempts.select_related("student", "exam"), pk=attempt_id)
+    attempt = found_or_404(selectors.exam_attempt(exam=exam, attempt_id=attempt_id))
     attempt = services.attempt_expire(attempt=attempt)
     if request.method == "POST":
-        answer = get_object_or_404(
-            Answer.objects.select_related("question", "attempt__exam"), pk=request.POST.get("answer"), attempt=attempt
-        )
+        answer = found_or_404(selectors.attempt_answer(attempt=attempt, answer_id=request.POST.get("answer")))
         form = GradeForm(request.POST, prefix=f"a{answer.id}")
         if form.is_valid():
             try:

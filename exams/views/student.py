@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -22,14 +22,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 from exams import selectors, services
 from exams.exceptions import AttemptClosed, DeadlinePassed, ExamRuleError
 from exams.hooks import setup_status
-from exams.models import Attempt, Exam, Question
+from exams.models import Attempt, Exam
 from exams.views import manage
+from examsite.http import found_or_404
 
 
-def _expire_overdue(attempts: Iterable[Attempt]) -> None:
-    """Lazily expire overdue attempts before showing them, so no page shows a dead attempt as in progress."""
+def _expire_overdue(attempts: Iterable[Attempt]) -> int:
+    """Lazily expire overdue attempts before showing them, so no page shows a dead attempt as in progress. Returns
+    how many there were."""
+    count = 0
     for attempt in attempts:
         services.attempt_expire(attempt=attempt)
+        count += 1
+    return count
 
 
 @login_required
@@ -50,17 +55,15 @@ def home(request: HttpRequest) -> HttpResponse:
 def exam_detail(request: HttpRequest, exam_id: int) -> HttpResponse:
     """The exam's page: the manage page for whoever manages it, the instructions and Start button for a student."""
     user = request.user
-    managed = selectors.exams_manageable_by(user=user).filter(pk=exam_id).first()
+    managed = selectors.exam_manageable(user=user, exam_id=exam_id)
     if managed is not None:
         return manage.exam_manage(request, managed)
 
-    exam = get_object_or_404(Exam.objects.select_related("owner"), pk=exam_id, published=True)
-    enrollment = selectors.enrollment_for(exam=exam, student=user)
-    if enrollment is None:
-        raise Http404("No such exam")
-    attempts = list(exam.attempts.filter(student=user).order_by("number"))
-    _expire_overdue([a for a in attempts if services.attempt_is_overdue(attempt=a)])
-    attempts = list(exam.attempts.filter(student=user).order_by("number"))
+    exam = found_or_404(selectors.exam_published(exam_id=exam_id), "No such exam")
+    enrollment = found_or_404(selectors.enrollment_for(exam=exam, student=user), "No such exam")
+    attempts = selectors.student_attempts(exam=exam, student=user)
+    if _expire_overdue([a for a in attempts if services.attempt_is_overdue(attempt=a)]):
+        attempts = selectors.student_attempts(exam=exam, student=user)
     open_attempt = next((a for a in attempts if a.status == Attempt.Status.IN_PROGRESS), None)
     now = timezone.now()
     is_open = exam.opens_at <= now < exam.closes_at
@@ -73,7 +76,7 @@ def exam_detail(request: HttpRequest, exam_id: int) -> HttpResponse:
         "not_yet_open": now < exam.opens_at,
         "attempts_left": max(exam.max_attempts - len(attempts), 0),
         "minutes_allowed": exam.duration_minutes + enrollment.extra_minutes,
-        "question_count": exam.questions.count(),
+        "question_count": selectors.exam_question_count(exam=exam),
         "setup": _setup_status(exam=exam, student=user),
     }
     return render(request, "exams/exam_detail.html", context)
@@ -86,7 +89,7 @@ def _setup_status(*, exam: Exam, student):
 @login_required
 @require_POST
 def exam_start(request: HttpRequest, exam_id: int) -> HttpResponse:
-    exam = get_object_or_404(Exam, pk=exam_id)
+    exam = found_or_404(selectors.exam_by_id(exam_id=exam_id), "No such exam")
     missing = selectors.exam_setup_missing(exam=exam, student=request.user)
     if missing is not None:
         return _setup_redirect(request, exam=exam, missing=missing)
@@ -140,7 +143,7 @@ def _setup_redirect(request: HttpRequest, *, exam: Exam, missing: str) -> HttpRe
 
 
 def _student_attempt(request: HttpRequest, attempt_id: int) -> Attempt:
-    return get_object_or_404(selectors.attempt_for_student(student=request.user), pk=attempt_id)
+    return found_or_404(selectors.student_attempt(student=request.user, attempt_id=attempt_id), "No such attempt")
 
 
 @never_cache
@@ -180,7 +183,7 @@ def _clock(remaining: timedelta) -> str:
 
 
 def _attempt_save_all(request: HttpRequest, attempt: Attempt) -> HttpResponse:
-    questions = Question.objects.filter(exam_id=attempt.exam_id)
+    questions = selectors.exam_questions(exam_id=attempt.exam_id)
     errors = []
     try:
         for question in questions:
@@ -211,7 +214,7 @@ def answer_autosave(request: HttpRequest, attempt_id: int, question_id: int) -> 
     """Save one answer; JSON for the exam page's autosave. 409 tells the page to lock, 400 that the input was
     refused (no point retrying); anything else is worth a retry."""
     attempt = _student_attempt(request, attempt_id)
-    question = get_object_or_404(Question, pk=question_id, exam_id=attempt.exam_id)
+    question = found_or_404(selectors.exam_question(exam_id=attempt.exam_id, question_id=question_id))
     try:
         answer = services.answer_save(
             attempt=attempt,

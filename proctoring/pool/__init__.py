@@ -25,7 +25,7 @@ def build_pool(kind: str | None = None) -> InferencePool:
     kind = kind or settings.INFERENCE_POOL
     timeout_s = float(getattr(settings, "INFERENCE_TIMEOUT_S", 5.0))
     if kind == "local":
-        from .local import LocalPool
+        from .local import LocalPool  # lazy: only the chosen back end loads
 
         return LocalPool(
             workers=settings.INFERENCE_WORKERS,
@@ -34,7 +34,7 @@ def build_pool(kind: str | None = None) -> InferencePool:
             timeout_s=timeout_s,
         )
     if kind == "celery":
-        from .celery_backend import CeleryPool
+        from .celery_backend import CeleryPool  # lazy: only the chosen back end loads
 
         return CeleryPool(timeout_s=timeout_s)
     raise ValueError(f"INFERENCE_POOL must be 'local' or 'celery', not {kind!r}")

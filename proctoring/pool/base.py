@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
-from proctoring.vision.frames import fit_within
+from proctoring.vision.frames import FrameError, decode_frame, fit_within
 from proctoring.vision.types import DetectedObject, EnrolledFace, Gaze, Identity, Pose
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ def worker_init(pack: str | None = None, threads: int = 1, analyzer_path: str | 
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     try:
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         cv2.setNumThreads(threads)
     except Exception:  # noqa: BLE001 - OpenCV is optional for the thread pinning only
@@ -338,7 +338,6 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
 
     if job.deadline and time.time() > job.deadline:
         return result(EXPIRED, reason="stale", message="The frame waited too long and was skipped.")
-    from proctoring.vision.frames import FrameError, decode_frame
 
     try:
         image = decode_frame(job.frame, max_bytes=job.max_bytes)
@@ -392,7 +391,7 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
 
 def make_thumbnail(image: Any) -> str | None:
     """A base64 JPEG about 160 px wide and under 20 KB, for the instructor's live monitor tile."""
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     height, width = image.shape[:2]
     if width <= 0 or height <= 0:
@@ -410,7 +409,7 @@ def thumbnail_from_bytes(frame: bytes) -> str | None:
     """The same thumbnail from a frame's bytes, in the ASGI server (an alert's own picture, proctoring.consumers).
     Pillow's JPEG draft mode decodes at a fraction of the size, and the server never loads OpenCV (about 30 MB).
     Only for bytes a worker has already decoded and accepted; None if they cannot be read after all."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow only when a picture is made
 
     try:
         with Image.open(io.BytesIO(frame)) as image:

@@ -24,7 +24,7 @@ class CeleryPool(InferencePool):
     def __init__(self, *, timeout_s: float = 5.0, app: Any = None) -> None:
         super().__init__(timeout_s=timeout_s)
         if app is None:
-            from examsite.celery import app
+            from examsite.celery import app  # lazy: the Celery app only when no app is given
         self.app = app
         self._waiting: dict[str, asyncio.Future[AnalysisResult]] = {}
 

@@ -282,8 +282,8 @@ def attempt_review_data(*, attempt: Attempt) -> AttemptReview:
     )
 
 
-def attempt_of_student(*, student: User, attempt_id: int) -> Attempt | None:
-    return Attempt.objects.select_related("exam").filter(pk=attempt_id, student=student).first()
+def flag_with_session(*, flag_id: int) -> Flag | None:
+    return Flag.objects.select_related("session").filter(pk=flag_id).first()
 
 
 def student_confirmed_flags(*, student: User, attempt: Attempt) -> list[tuple[Flag, FlagResponse | None]]:

@@ -24,6 +24,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from exams.models import Attempt, Exam
+from exams.selectors import student_attempt
+from examsite.http import found_or_404
 from proctoring import rules
 from proctoring.decisions import ReviewError
 from proctoring.models import BrowserSignal, FaceTemplate, Flag, StreamEvent
@@ -34,7 +36,6 @@ from proctoring.review.selectors import (
     SORTS,
     STATES,
     attempt_for_review,
-    attempt_of_student,
     attempt_review_data,
     exam_attempt_summaries,
     exam_flags_for_export,
@@ -42,6 +43,7 @@ from proctoring.review.selectors import (
     exam_rescore_runs,
     exam_roster,
     exams_reviewable_by,
+    flag_with_session,
     student_confirmed_flags,
 )
 from proctoring.review.services.decisions import flag_response_create, flag_review
@@ -311,7 +313,7 @@ def flag_decide(request: HttpRequest, flag_id: int) -> HttpResponse:
         if exc.code in ("not_found", "forbidden"):
             raise Http404(exc.message) from None
         messages.error(request, exc.message)
-        flag = Flag.objects.select_related("session").get(pk=flag_id)
+        flag = found_or_404(flag_with_session(flag_id=flag_id), "No such flag")
     else:
         messages.success(request, f"Flag {flag.pk} ({flag.get_kind_display().lower()}) is now {flag.status}.")
     return redirect(reverse("review:attempt", args=[flag.session.attempt_id]) + f"#flag-{flag.pk}")
@@ -415,7 +417,7 @@ def exam_monitor(request: HttpRequest, exam_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def student_flags(request: HttpRequest, attempt_id: int) -> HttpResponse:
     """A student's own attempt: the confirmed flags, and one response per flag."""
-    attempt = attempt_of_student(student=request.user, attempt_id=attempt_id)
+    attempt = student_attempt(student=request.user, attempt_id=attempt_id)
     if attempt is None:
         raise Http404("No such attempt of yours")
     errors: dict[int, str] = {}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
@@ -27,6 +28,9 @@ from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
 from proctoring.vision.base import FaceEmbedder, l2_normalise
 from proctoring.vision.frames import encode_jpeg, fit_within, mean_luma
+from proctoring.vision.packs import embedding_pack_of, load_manifest
+from proctoring.vision.pipeline import cosine, get_analyzer
+from proctoring.vision.registry import model_class
 from proctoring.vision.types import Box, Face, Gaze, Pose
 
 if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
@@ -93,7 +97,7 @@ def _area(face: Face) -> float:
 
 def face_quality(*, image: np.ndarray, box: Box) -> dict[str, float]:
     """Pure: brightness, sharpness and size of the face box."""
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     h, w = image.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in box)
@@ -120,7 +124,6 @@ def enrolment_check_frame(*, image: np.ndarray, analyzer: Analyzer | None = None
 
 
 def _check_frame(*, image: np.ndarray, analyzer: Analyzer | None) -> FrameCheck:
-    from proctoring.vision.pipeline import get_analyzer
 
     analyzer = analyzer or get_analyzer()
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
@@ -162,7 +165,6 @@ def face_enrol(
 ) -> EnrolmentResult:
     """Build and store ``user``'s face template from ``images`` (BGR arrays). Nothing is stored unless at least
     ``min_frames`` frames pass; re-enrolment replaces the previous template."""
-    from proctoring.vision.pipeline import cosine, get_analyzer
 
     analyzer = analyzer or get_analyzer()
     checks = [_check_frame(image=image, analyzer=analyzer) for image in images]
@@ -243,7 +245,6 @@ def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:
     """(pack, model id) of the embeddings the server makes now, read from the manifest without loading models. The
     pack is the one that owns the embedder: default-int8 and yolo take it from default, so enrolments made under
     default stay current when an operator switches to them. The one place that says which embedding is current."""
-    from django.conf import settings
 
     return _embedding_model_of(pack or settings.MODEL_PACK)
 
@@ -255,8 +256,6 @@ def _delete_files(paths: tuple[str, ...]) -> None:
 
 @functools.lru_cache(maxsize=8)
 def _embedding_model_of(pack: str) -> tuple[str, str]:
-    from proctoring.vision.packs import load_manifest
-    from proctoring.vision.registry import model_class
 
     manifest = load_manifest(pack)
     spec = manifest.models["embedder"]
@@ -269,7 +268,6 @@ def _embedding_model_of(pack: str) -> tuple[str, str]:
 
 def enrolment_is_current(*, user: User, pack: str | None = None) -> bool:
     """True when the user has a template made by the current pack's embedding model (else: re-enrol, 4412)."""
-    from proctoring.vision.packs import embedding_pack_of
 
     template = FaceTemplate.objects.filter(user=user).only("pack", "model_id").first()
     if template is None:

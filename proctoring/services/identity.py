@@ -36,6 +36,8 @@ from proctoring.services.evidence import private_delete, private_path, private_w
 from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_within
 from proctoring.vision.idphoto import MIN_ID_FACE_PX, id_faces
 from proctoring.vision.idphoto import width as face_width
+from proctoring.vision.packs import load_manifest
+from proctoring.vision.pipeline import cosine, get_analyzer
 
 if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
     from proctoring.vision.pipeline import Analyzer
@@ -74,9 +76,7 @@ class ReferenceFace:
 def reference_face(*, data: bytes, analyzer: Analyzer | None = None) -> ReferenceFace:
     """Check a reference photo: an image we can read, with exactly one face of at least 40 px. Raises
     IdentityError with what is wrong, for the person who chose the file."""
-    import cv2
-
-    from proctoring.vision.pipeline import get_analyzer
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     analyzer = analyzer or get_analyzer()
     try:
@@ -143,7 +143,6 @@ def enrolment_verify(*, user: User, reset: bool = False) -> FaceTemplate | None:
     and record matched (every comparison made matches), mismatch (one does not) or unverified (none to make).
 
     A person's decision stands until the student enrols again (`reset`, which face_enrol passes)."""
-    from proctoring.vision.pipeline import cosine
 
     template = FaceTemplate.objects.select_for_update().filter(user=user).first()
     if template is None:
@@ -172,7 +171,6 @@ def enrolment_verify(*, user: User, reset: bool = False) -> FaceTemplate | None:
 
 def identity_threshold(*, pack: str) -> float:
     """The pack's identity threshold, read from its manifest without loading any model (as the Analyzer reads it)."""
-    from proctoring.vision.packs import load_manifest
 
     params = load_manifest(pack).models["embedder"].get("params", {})
     return float(params.get("threshold", 0.4))
@@ -255,7 +253,6 @@ class IdCheck:
 def photo_id_check(*, image: np.ndarray, template: FaceTemplate, analyzer: Analyzer | None = None) -> IdCheck:
     """Find the live face and the ID's printed face in the frame; the live one must be the enrolled person (who holds
     the card), the printed one is measured against the enrolment."""
-    from proctoring.vision.pipeline import cosine, get_analyzer
 
     analyzer = analyzer or get_analyzer()
     found = id_faces(analyzer.detector, image)
@@ -455,7 +452,7 @@ ENLARGED_SIDE = 240
 
 def face_enlarged(jpeg: bytes, box: list[float]) -> bytes:
     """The face at `box` in the JPEG, with some margin, enlarged to ENLARGED_SIDE px square (bicubic)."""
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     image = decode_frame(jpeg, max_bytes=MAX_REFERENCE_BYTES)
     x1, y1, x2, y2 = box

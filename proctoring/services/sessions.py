@@ -28,8 +28,10 @@ from proctoring.models import BrowserSignal, Flag, InstructorMessage, Observatio
 from proctoring.permissions import user_can_review_exam
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
 from proctoring.selectors import enrolled_face_of, session_open_flags
+from proctoring.services.enrolment import current_embedding_model
 from proctoring.services.evidence import snapshot_store
 from proctoring.vision.change import CHANGE_THRESHOLD
+from proctoring.vision.packs import embedding_pack_of
 from proctoring.vision.types import EnrolledFace
 from proctoring.vision.types import Observation as Seen
 
@@ -91,8 +93,6 @@ class FrameOutcome:
 
 def _enrolment_current(enrolled: EnrolledFace) -> bool:
     """Whether an enrolment is in the embedding space the workers use now (enrolment.current_embedding_model)."""
-    from proctoring.services.enrolment import current_embedding_model
-    from proctoring.vision.packs import embedding_pack_of
 
     try:
         expected = current_embedding_model(pack=django_settings.MODEL_PACK)

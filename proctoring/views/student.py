@@ -16,15 +16,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from exams.models import Attempt, Exam
+from exams.models import Attempt
+from exams.selectors import exam_for_student, student_attempt
+from examsite.http import found_or_404
 from proctoring.forms import ConsentForm
 from proctoring.ratelimit import rate_allow
-from proctoring.selectors import face_template_of
+from proctoring.selectors import face_template_of, proctoring_setup_status
 from proctoring.services.consent import (
     CONSENT_NOTICE_VERSION,
     consent_current,
@@ -32,6 +34,10 @@ from proctoring.services.consent import (
     consent_record,
     consent_retention_days,
 )
+from proctoring.services.enrolment import enrolment_check_frame, enrolment_is_current, face_enrol
+from proctoring.services.identity import photo_id_record
+from proctoring.vision.errors import ModelPackError
+from proctoring.vision.frames import FrameError, decode_frame
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,9 +137,6 @@ def consent(request: HttpRequest) -> HttpResponse:
 def _enrolment_current(user) -> bool:
     """Enrolled with the embedding model the server uses now. An enrolment from another model cannot be compared
     (the WebSocket refuses it with 4412), so the student is sent to re-enrol before the exam rather than during it."""
-    from proctoring.services.enrolment import enrolment_is_current
-    from proctoring.vision.packs import ModelPackError
-
     try:
         return enrolment_is_current(user=user)
     except ModelPackError:
@@ -182,8 +185,6 @@ def enrol_id(request: HttpRequest) -> HttpResponse:
 @json_login_and_consent_required
 def enrol_id_frame(request: HttpRequest) -> JsonResponse:
     """Check one webcam photo of the student holding their ID; keep it when it is usable."""
-    from proctoring.services.identity import photo_id_record
-
     checked = _checked_upload(request, lambda image: photo_id_record(user=request.user, image=image), what="Photo ID")
     if isinstance(checked, JsonResponse):
         return checked
@@ -200,11 +201,6 @@ def _checked_upload(request: HttpRequest, check: Callable[[Any], T], *, what: st
     error for each way that fails (429, 400, 503 when the model pack is unusable)."""
     if not rate_allow(key=f"enrol-check:{request.user.pk}", limit=CHECK_LIMIT, window_s=CHECK_WINDOW_S):
         return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
-    # Imported here, not at the top: the vision stack (numpy, OpenCV, the model pack) loads when the first photo
-    # arrives, never when the URLconf is imported by every page and every worker.
-    from proctoring.vision.frames import FrameError
-    from proctoring.vision.packs import ModelPackError
-
     try:
         image = _decode_upload(request.FILES.get("frame"))
     except FrameError as exc:
@@ -218,8 +214,6 @@ def _checked_upload(request: HttpRequest, check: Callable[[Any], T], *, what: st
 
 def _decode_upload(upload):
     """Decode one uploaded file into a BGR image, or raise FrameError with a calm message."""
-    from proctoring.vision.frames import FrameError, decode_frame
-
     if upload is None:
         raise FrameError("empty", "No photo arrived. Please try again.")
     return decode_frame(upload.read())
@@ -229,8 +223,6 @@ def _decode_upload(upload):
 @json_login_and_consent_required
 def enrol_frame(request: HttpRequest) -> JsonResponse:
     """Check one webcam photo for enrolment and say, calmly, what to change when it is not usable."""
-    from proctoring.services.enrolment import enrolment_check_frame
-
     checked = _checked_upload(request, lambda image: enrolment_check_frame(image=image), what="Enrolment")
     if isinstance(checked, JsonResponse):
         return checked
@@ -260,7 +252,6 @@ def enrol_finish(request: HttpRequest) -> JsonResponse:
     """
     if not rate_allow(key=f"enrol-finish:{request.user.pk}", limit=FINISH_LIMIT, window_s=FINISH_WINDOW_S):
         return _json_error(429, "rate_limited", SLOW_DOWN_MESSAGE)
-    from proctoring.vision.frames import FrameError
 
     uploads = request.FILES.getlist("frames")
     if not uploads:
@@ -273,9 +264,6 @@ def enrol_finish(request: HttpRequest) -> JsonResponse:
             images.append(_decode_upload(upload))
         except FrameError as exc:
             return _json_error(400, exc.reason, f"Photo {index}: {exc.message}")
-
-    from proctoring.services.enrolment import face_enrol
-    from proctoring.vision.packs import ModelPackError
 
     try:
         result = face_enrol(user=request.user, images=images, min_frames=ENROL_MIN_FRAMES)
@@ -324,7 +312,7 @@ def _setup_missing_redirect(request: HttpRequest) -> HttpResponse | None:
 def system_check_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
     """The system check before the exam clock starts, from the exam's page: the same checks, nothing recorded, and
     Start at the end. Only for a student enrolled in the exam (anyone else gets a 404, as for an attempt)."""
-    exam = get_object_or_404(Exam, pk=exam_id, published=True, enrollments__student=request.user)
+    exam = found_or_404(exam_for_student(student=request.user, exam_id=exam_id), "No such exam")
     if exam.proctoring_enabled and (setup := _setup_missing_redirect(request)) is not None:
         return setup
     return render(
@@ -345,7 +333,7 @@ def system_check_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
 def system_check(request: HttpRequest, attempt_id: int) -> HttpResponse:
     """The pre-exam check: camera, lighting, framing and connection, each with a plain pass or fail."""
     # Someone else's attempt is a 404, not a 403: it does not confirm that the attempt exists.
-    attempt = get_object_or_404(Attempt.objects.select_related("exam"), pk=attempt_id, student=request.user)
+    attempt = found_or_404(student_attempt(student=request.user, attempt_id=attempt_id), "No such attempt")
     exam_url = f"/attempts/{attempt.pk}/"
     if (
         attempt.exam.proctoring_enabled
@@ -394,9 +382,7 @@ def identity_explained(*, required: str, verification: str | None) -> str:
 @login_required
 def identity_exam(request: HttpRequest, exam_id: int) -> HttpResponse:
     """What the exam's identity check still needs from this student, calmly, before the clock starts."""
-    from proctoring.selectors import proctoring_setup_status
-
-    exam = get_object_or_404(Exam, pk=exam_id, published=True, enrollments__student=request.user)
+    exam = found_or_404(exam_for_student(student=request.user, exam_id=exam_id), "No such exam")
     setup = proctoring_setup_status(user=request.user, exam=exam)
     if setup.missing in ("consent", "enrolment"):
         return redirect("exam_detail", exam_id=exam.pk)

@@ -55,7 +55,7 @@ class ArcFaceEmbedder(FaceEmbedder):
         return self.open_session(self.files["model"], pixels=self.pixels)
 
     def preprocess(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         if len(face.keypoints) < 5:
             raise ValueError("ArcFace alignment needs 5 keypoints")

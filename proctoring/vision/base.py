@@ -129,7 +129,7 @@ class Model(ABC):
         """BGR uint8 HxWx3 -> the model's input tensor (or the image itself when the graph converts it)."""
         if getattr(self, "pixels_in_graph", False):
             return image[None]
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         if pixels.layout == "NCHW":
             blob: np.ndarray = cv2.dnn.blobFromImage(
@@ -281,7 +281,7 @@ def onnx_session(path: Path, *, threads: int) -> Any:
     Several sessions share 1-2 cores in a worker: letting each spin or spawn one thread per core made one pipeline
     2x slower (MODELS.md). inter_op is 1 because our graphs are sequential.
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: a runtime loads with its first model
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
@@ -304,7 +304,7 @@ def openvino_compiled(
 ) -> Any:
     """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason,
     denormals flushed to zero, and optionally the pixel conversion built into the graph (see Model.open_session)."""
-    import openvino as ov
+    import openvino as ov  # lazy: a runtime loads with its first model
 
     precision = os.environ.get("INFERENCE_PRECISION", "auto")
     if precision not in PRECISIONS:
@@ -315,7 +315,7 @@ def openvino_compiled(
         if reshape:
             model.reshape(reshape)
         if pixels is not None:
-            from openvino.preprocess import ColorFormat, PrePostProcessor
+            from openvino.preprocess import ColorFormat, PrePostProcessor  # lazy: a runtime loads with its first model
 
             ppp = PrePostProcessor(model)
             port = ppp.input(pixels.input_name) if pixels.input_name else ppp.input()
@@ -365,7 +365,7 @@ PRECISION_FILE = "precision.json"
 
 
 def _precision_key(core: Any, threads: int) -> str:
-    import openvino as ov
+    import openvino as ov  # lazy: a runtime loads with its first model
 
     return f"{core.get_property('CPU', 'FULL_DEVICE_NAME')}|openvino {ov.get_version()}|threads {threads}"
 

@@ -89,7 +89,7 @@ class BlazeFaceDetector(FaceDetector):
         return str(self.params.get("variant", "short"))
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         size = VARIANTS[self.variant][0]
         h, w = image.shape[:2]
@@ -153,7 +153,7 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     whole factor. Bilinear to twice the target, then INTER_AREA by exactly 2 (OpenCV's fast path), keeps every
     labelled face of the evaluation set and costs about 0.2 ms.
     """
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     width, height = size
     if image.shape[1] > 2 * width and image.shape[0] > 2 * height:

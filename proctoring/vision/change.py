@@ -27,7 +27,7 @@ CHANGE_THRESHOLD = 10.0
 
 def signature(image: np.ndarray) -> bytes:
     """The 32x24 grey thumbnail of a BGR uint8 frame, as bytes."""
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     small = cv2.resize(grey, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)

@@ -104,7 +104,7 @@ class FaceMeshPoseEstimator(PoseEstimator):
         self, image: np.ndarray, corner_a: np.ndarray, corner_b: np.ndarray, mirrored: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """The iris centre and the 71-point eye contour of one eye, in image pixels."""
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         size = IRIS_INPUT
         centre = (corner_a + corner_b) / 2
@@ -131,7 +131,7 @@ class FaceMeshPoseEstimator(PoseEstimator):
         return both[0], both[1:]
 
     def preprocess(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         size = self.input_size
         x1, y1, x2, y2 = face.box

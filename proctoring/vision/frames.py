@@ -132,7 +132,7 @@ def mean_luma(image: np.ndarray) -> float:
 
 def encode_jpeg(image: np.ndarray, *, quality: int = 85) -> bytes:
     """BGR array -> JPEG bytes (for snapshots and tests)."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow only when a picture is made
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).save(buf, format="JPEG", quality=quality)

@@ -61,7 +61,7 @@ def _model_error(message: str) -> Exception:
 def fit_into_corner(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Resize keeping the ratio into the top-left corner of a black ``size`` = (width, height) canvas, exactly as
     insightface's SCRFD does (int() truncation, no centring); returns the canvas and the scale."""
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     width, height = size
     im_ratio = image.shape[0] / image.shape[1]
@@ -102,7 +102,7 @@ def decode_scrfd(
     max_faces: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Pure: SCRFD outputs -> (dets (N, 5) x1 y1 x2 y2 score, kps (N, 5, 2) or None) in image pixels, best first."""
-    from insightface.model_zoo.scrfd import distance2bbox, distance2kps
+    from insightface.model_zoo.scrfd import distance2bbox, distance2kps  # lazy: an operator-provided pack
 
     layout = SCRFD_LAYOUTS.get(len(outputs))
     if layout is None:
@@ -156,7 +156,7 @@ class InsightFaceDetector(FaceDetector):
         return int(width), int(height)
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         size = self.input_wh()
         canvas, scale = fit_into_corner(image, size)
@@ -200,7 +200,7 @@ class InsightFaceEmbedder(FaceEmbedder):
     def arcface(self) -> Any:
         """insightface's ArcFaceONNX on our session: input size, names, and mean/std read from the graph."""
         if self._arcface is None:
-            from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+            from insightface.model_zoo.arcface_onnx import ArcFaceONNX  # lazy: an operator-provided pack
 
             self.load()
             try:
@@ -210,8 +210,8 @@ class InsightFaceEmbedder(FaceEmbedder):
         return self._arcface
 
     def preprocess(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
-        from insightface.utils import face_align
+        import cv2  # lazy: OpenCV stays out of the ASGI server
+        from insightface.utils import face_align  # lazy: an operator-provided pack
 
         if len(face.keypoints) < 5:
             raise ValueError("ArcFace alignment needs the detector's 5 keypoints")
@@ -234,8 +234,8 @@ class InsightFaceEmbedder(FaceEmbedder):
 def pose_from_landmarks(raw: np.ndarray, matrix: np.ndarray, input_size: int, mean_shape: np.ndarray) -> Pose:
     """Pure: 1k3d68's raw output (3309 values; the last 68x3 are the landmarks in [-1, 1] crop units) and the crop's
     2x3 affine -> head pose, as insightface's ``Landmark.get`` computes ``face.pose``."""
-    import cv2
-    from insightface.utils import face_align, transform
+    import cv2  # lazy: OpenCV stays out of the ASGI server
+    from insightface.utils import face_align, transform  # lazy: an operator-provided pack
 
     pred = np.asarray(raw, dtype=np.float32).reshape(-1, 3)[-68:].copy()
     half = input_size // 2
@@ -257,7 +257,7 @@ class InsightFacePoseEstimator(PoseEstimator):
 
     def landmark(self) -> Any:
         if self._landmark is None:
-            from insightface.model_zoo.landmark import Landmark
+            from insightface.model_zoo.landmark import Landmark  # lazy: an operator-provided pack
 
             self.load()
             try:
@@ -270,8 +270,8 @@ class InsightFacePoseEstimator(PoseEstimator):
         return self._landmark
 
     def preprocess(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
-        from insightface.utils import face_align
+        import cv2  # lazy: OpenCV stays out of the ASGI server
+        from insightface.utils import face_align  # lazy: an operator-provided pack
 
         model = self.landmark()
         x1, y1, x2, y2 = face.box

@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -69,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelPackError
+from .registry import UnknownModelClass, model_class
 
 __all__ = ["ModelPackError"]  # raised by every loader; also importable from here, as it always was
 
@@ -127,7 +129,7 @@ class Manifest:
 
 
 def model_dir() -> Path:
-    from django.conf import settings
+    from django.conf import settings  # lazy: the engine is Django-free
 
     return Path(settings.MODEL_DIR)
 
@@ -462,7 +464,7 @@ def _prefixed(progress: Progress, prefix: str) -> Progress:
 
 
 def _url_file(url: str, inner: str | None, *, cache: Path, progress: Progress) -> Path:
-    import urllib.request
+    import urllib.request  # lazy: only to download a pack
 
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / hashlib.sha256(url.encode()).hexdigest()[:16] / url.rsplit("/", 1)[-1]
@@ -548,9 +550,7 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
     if kind == "tflite2onnx":
         progress("converting TFLite -> ONNX (tflite2onnx)")
         try:
-            import logging
-
-            import tflite2onnx
+            import tflite2onnx  # lazy: only to convert a model at install
 
             # tflite2onnx logs one warning per float16 tensor (hundreds); the fp16 weights are folded correctly.
             logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
@@ -562,7 +562,7 @@ def _convert(pf: PackFile, src: Path, tmp: Path, *, progress: Progress) -> list[
     if kind == "openvino_ir":
         progress("converting to OpenVINO IR (about 10-20 s, once)")
         try:
-            import openvino as ov
+            import openvino as ov  # lazy: a runtime loads with its first model
 
             model = ov.convert_model(str(src))
             if conv.get("input_shape"):
@@ -592,7 +592,7 @@ def _canonical_onnx(path: Path) -> None:
     tflite2onnx emits initializers and value_info in set order, which follows Python's per-process hash seed; sorting
     them by name changes nothing about the graph but makes every install write identical bytes.
     """
-    import onnx
+    import onnx  # lazy: only to convert a model at install
 
     model = onnx.load(str(path))
     for field_name in ("initializer", "value_info"):
@@ -607,7 +607,6 @@ def _canonical_onnx(path: Path) -> None:
 
 def build_models(name: str, *, threads: int = 1, root: Path | None = None) -> tuple[Manifest, dict[str, Any]]:
     """Instantiate (not load) each role's model class with its files and params from a verified pack."""
-    from .registry import UnknownModelClass, model_class
 
     manifest, pack_dir = require_pack(name, root=root)
     models: dict[str, Any] = {}

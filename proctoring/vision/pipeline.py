@@ -215,7 +215,7 @@ def get_analyzer(pack: str | None = None, *, threads: int | None = None) -> Anal
 
     Raises ModelPackError (naming `python manage.py model_packs install PACK`) when the pack is missing or corrupt.
     """
-    from django.conf import settings
+    from django.conf import settings  # lazy: the engine is Django-free
 
     name = pack or settings.MODEL_PACK
     count = int(threads or settings.INFERENCE_THREADS)

@@ -55,7 +55,7 @@ class SSDMobileNetDetector(ObjectDetector):
         )
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        import cv2
+        import cv2  # lazy: OpenCV stays out of the ASGI server
 
         size = int(self.params.get("input_size", 300))
         h, w = image.shape[:2]
@@ -144,8 +144,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, *, iou: float) -> list[int]:
 def convert_for_pack(src: Path, out: Path, spec: dict[str, Any], progress: Any = print) -> list[Path]:
     """Install-time conversion (a pack "plugin" step): frozen TF graph -> IR cut between the graph's own pre- and
     post-processing, plus the anchors it computes, saved as ``<stem>.anchors.npy``. About 10 s, once."""
-    import openvino as ov
-    from openvino.frontend import FrontEndManager
+    import openvino as ov  # lazy: a runtime loads with its first model
+    from openvino.frontend import FrontEndManager  # lazy: a runtime loads with its first model
 
     size = int(spec.get("input_size", 300))
     shape = [1, size, size, 3]

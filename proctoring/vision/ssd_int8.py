@@ -21,7 +21,7 @@ SIZE = 300
 
 
 def variants(image: np.ndarray) -> list[np.ndarray]:
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     h, w = image.shape[:2]
     crop = image
@@ -36,7 +36,7 @@ def variants(image: np.ndarray) -> list[np.ndarray]:
 
 
 def tensors(image: np.ndarray) -> dict[str, np.ndarray]:
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     rgb = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)[:, :, ::-1].astype(np.float32)
     return {
@@ -46,9 +46,9 @@ def tensors(image: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str]) -> int:
-    import cv2
-    import nncf
-    import openvino as ov
+    import cv2  # lazy: OpenCV stays out of the ASGI server
+    import nncf  # lazy: only in the quantisation venv
+    import openvino as ov  # lazy: a runtime loads with its first model
 
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)

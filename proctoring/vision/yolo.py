@@ -64,7 +64,7 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Let
     The rounding copies ultralytics' ``LetterBox(auto=False, center=True)``: the same pixels go into the network, so
     the same boxes come out.
     """
-    import cv2
+    import cv2  # lazy: OpenCV stays out of the ASGI server
 
     height, width = image.shape[:2]
     target_h, target_w = size

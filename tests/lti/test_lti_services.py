@@ -20,7 +20,7 @@ from exams.lti.models import ExamLink, GradeSend
 from exams.models import Attempt, Question
 from proctoring.models import Flag, ProctoringSession
 from proctoring.review.services.decisions import flag_review
-from tests.factories import ExamFactory, StudentFactory
+from tests.factories import ExamFactory, InstructorFactory, StudentFactory
 from tests.lti.conftest import INSTRUCTOR, LEARNER
 from tests.lti.test_launch_security import id_token, login
 
@@ -130,6 +130,10 @@ def test_a_failed_grade_is_kept_visible_and_sent_again_later(client, platform):
     client.force_login(exam.owner)
     page = client.get(f"/lti/exams/{exam.pk}/").content.decode()
     assert "Failed; will be retried" in page and "503" in page
+    # Another instructor cannot see the exam's LMS page (nor learn that the exam exists).
+    client.force_login(InstructorFactory())
+    assert client.get(f"/lti/exams/{exam.pk}/").status_code == 404
+    client.force_login(exam.owner)
     set_failing(platform, False)
     call_command("lti_send_grades")
     grade.refresh_from_db()

@@ -12,7 +12,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from proctoring.management.commands.proctor_analyze import read_image
+from proctoring.models import FaceTemplate, ReferencePhoto
+from proctoring.services.enrolment import face_enrol
+from proctoring.services.identity import IdentityError, reference_photo_set
 from proctoring.vision.packs import ModelPackError
+from proctoring.vision.pipeline import get_analyzer
 
 
 class Command(BaseCommand):
@@ -29,10 +33,6 @@ class Command(BaseCommand):
     def handle(
         self, *args, username: str, images: list[Path], min_frames: int | None, reference: Path | None, **options
     ):
-        from proctoring.models import ReferencePhoto
-        from proctoring.services.enrolment import face_enrol
-        from proctoring.services.identity import IdentityError, reference_photo_set
-        from proctoring.vision.pipeline import get_analyzer
 
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
@@ -74,7 +74,6 @@ class Command(BaseCommand):
         self._report_verification(user)
 
     def _report_verification(self, user) -> None:
-        from proctoring.models import FaceTemplate
 
         t = FaceTemplate.objects.filter(user=user).first()
         if t is None:

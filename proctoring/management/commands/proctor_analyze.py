@@ -8,15 +8,19 @@ the single-frame events (before any temporal rule). With --enrolled, the referen
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from proctoring.frame_signals import frame_signals
+from proctoring.services.enrolment import enrolment_check_frame
+from proctoring.vision.base import l2_normalise
 from proctoring.vision.coco import COCO80
 from proctoring.vision.frames import FrameError, decode_frame
 from proctoring.vision.packs import ModelPackError
+from proctoring.vision.pipeline import get_analyzer
 from proctoring.vision.types import EnrolledFace, Gaze, Pose
 
 # Photos from disk may be larger than webcam frames (an ID photo from a phone); the header check still runs first.
@@ -38,10 +42,6 @@ def read_image(path: Path) -> np.ndarray:
 
 def enrol_in_memory(analyzer, paths: list[Path]) -> EnrolledFace:
     """The same template face_enrol would store, built from reference photos without touching the database."""
-    import statistics
-
-    from proctoring.services.enrolment import enrolment_check_frame
-    from proctoring.vision.base import l2_normalise
 
     vectors, poses, gazes = [], [], []
     for path in paths:
@@ -86,7 +86,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object (the default output too)")
 
     def handle(self, *args, image: Path, enrolled: list[Path], pack: str | None, objects: list[str], **options):
-        from proctoring.vision.pipeline import get_analyzer
 
         unknown = sorted(set(objects) - set(COCO80))
         if unknown:
