@@ -333,6 +333,11 @@ class EvidenceView(models.Model):
         return f"{self.viewer} viewed {self.snapshot_ref}"
 
 
+# Bump whenever the text in templates/proctoring/consent.html (proctoring.services.consent) changes in substance.
+# 2026-11b: one enrolment photo kept, reference photos; 2026-11c: the photo ID picture kept as evidence (issue 11).
+CONSENT_NOTICE_VERSION = "2026-11c"
+
+
 class ConsentRecord(models.Model):
     """One answer of a student to the proctoring notice, with the notice's version and when it was given.
 

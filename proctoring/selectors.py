@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
+from accounts.models import User
+from exams.models import Exam
 from proctoring import rules
-from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, Snapshot
+from proctoring.models import (
+    CONSENT_NOTICE_VERSION,
+    ConsentRecord,
+    FaceTemplate,
+    Flag,
+    Observation,
+    ProctoringSession,
+    Snapshot,
+)
+from proctoring.vision.base import FaceEmbedder
+from proctoring.vision.errors import ModelPackError
+from proctoring.vision.packs import embedding_pack_of, load_manifest
+from proctoring.vision.registry import model_class
 from proctoring.vision.types import EnrolledFace, Gaze, Pose
 
 logger = logging.getLogger(__name__)
@@ -158,13 +174,6 @@ class SetupStatus:
 
 
 def proctoring_setup_status(*, user: Any, exam: Any = None) -> SetupStatus:
-    # Imported here: the consent and enrolment services are cheap, but the enrolment one reads the model pack's
-    # manifest, which only this call needs.
-    from proctoring.services.consent import consent_given
-    from proctoring.services.enrolment import enrolment_is_current
-    from proctoring.services.identity import identity_satisfies
-    from proctoring.vision.packs import ModelPackError
-
     consent = consent_given(user=user)
     try:
         enrolment = enrolment_is_current(user=user)
@@ -196,3 +205,59 @@ def session_open_flags(session_id: int) -> list[dict[str, Any]]:
     """The session's open flags for the live monitor, oldest first."""
     flags = Flag.objects.filter(session_id=session_id, status=Flag.Status.OPEN).only("kind", "started_at")
     return [monitor_flag(f) for f in flags.order_by("started_at", "id")]
+
+
+# --- Consent, enrolment and identity: what the start gate asks. ---
+
+
+def consent_current(*, user: User, version: str = CONSENT_NOTICE_VERSION) -> ConsentRecord | None:
+    """The student's latest answer to this version of the notice, or None when they have not answered it yet."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return ConsentRecord.objects.filter(user=user, notice_version=version).order_by("-recorded_at", "-id").first()
+
+
+def consent_given(*, user: User, version: str = CONSENT_NOTICE_VERSION) -> bool:
+    record = consent_current(user=user, version=version)
+    return record is not None and record.accepted
+
+
+def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:
+    """(pack, model id) of the embeddings the server makes now, read from the manifest without loading models. The
+    pack is the one that owns the embedder: default-int8 and yolo take it from default, so enrolments made under
+    default stay current when an operator switches to them. The one place that says which embedding is current."""
+
+    return _embedding_model_of(pack or settings.MODEL_PACK)
+
+
+@functools.lru_cache(maxsize=8)
+def _embedding_model_of(pack: str) -> tuple[str, str]:
+
+    manifest = load_manifest(pack)
+    spec = manifest.models["embedder"]
+    embedder = model_class(spec["class"])(
+        params=spec.get("params", {}), name=spec["class"], version=spec.get("version", "")
+    )
+    assert isinstance(embedder, FaceEmbedder), f"{spec['class']} is not a face embedder"
+    return manifest.role_pack("embedder"), embedder.model_id
+
+
+def enrolment_is_current(*, user: User, pack: str | None = None) -> bool:
+    """True when the user has a template made by the current pack's embedding model (else: re-enrol, 4412)."""
+
+    template = FaceTemplate.objects.filter(user=user).only("pack", "model_id").first()
+    if template is None:
+        return False
+    return (embedding_pack_of(template.pack), template.model_id) == current_embedding_model(pack=pack)
+
+
+def identity_satisfies(*, exam: Exam, template: FaceTemplate | None) -> bool:
+    """Whether an enrolment meets the exam's required identity assurance."""
+    required = exam.identity_assurance
+    if required == Exam.IdentityAssurance.NONE:
+        return True
+    if template is None:
+        return False
+    if required == Exam.IdentityAssurance.MATCHED:
+        return template.verification in (FaceTemplate.Verification.MATCHED, FaceTemplate.Verification.APPROVED)
+    return template.verification == FaceTemplate.Verification.APPROVED

@@ -128,8 +128,8 @@ def proctoring_ready(user: User) -> User:
     """What a proctored exam needs before it starts: consent to the current notice, and a face template as the
     current embedding model makes it (the vector itself does not matter to the exams tests)."""
     from proctoring.models import FaceTemplate
+    from proctoring.selectors import current_embedding_model
     from proctoring.services.consent import consent_record
-    from proctoring.services.enrolment import current_embedding_model
 
     consent_record(user=user, accepted=True)
     pack, model_id = current_embedding_model()

@@ -120,3 +120,17 @@ def test_the_import_check_finds_an_unexplained_import_and_accepts_an_explained_o
         "def h():\n    # Heavy: at the first photo.\n    import numpy\n\n    import cv2\n    return cv2, numpy\n"
     )
     assert uncommented_local_imports(sample) == [2]
+
+
+def test_selectors_only_read_and_never_reach_into_services():
+    selectors = sorted(
+        path for app in ("accounts", "exams", "proctoring") for path in (ROOT / app).rglob("selectors.py")
+    )
+    assert len(selectors) == 5
+    offences = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in selectors
+        for module in imported_modules(path)
+        if "services" in module.split(".")
+    ]
+    assert offences == []

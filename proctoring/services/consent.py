@@ -11,11 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
-from proctoring.models import ConsentRecord
-
-# Bump whenever the text in templates/proctoring/consent.html changes in substance.
-# 2026-11b: one enrolment photo kept, reference photos; 2026-11c: the photo ID picture kept as evidence (issue 11).
-CONSENT_NOTICE_VERSION = "2026-11c"
+from proctoring.models import CONSENT_NOTICE_VERSION, ConsentRecord
 
 
 def consent_retention_days() -> int:
@@ -27,15 +23,3 @@ def consent_retention_days() -> int:
 def consent_record(*, user: User, accepted: bool, version: str = CONSENT_NOTICE_VERSION) -> ConsentRecord:
     """Record the student's answer to the notice, with a timestamp. Every answer is kept: this is the audit trail."""
     return ConsentRecord.objects.create(user=user, accepted=accepted, notice_version=version)
-
-
-def consent_current(*, user: User, version: str = CONSENT_NOTICE_VERSION) -> ConsentRecord | None:
-    """The student's latest answer to this version of the notice, or None when they have not answered it yet."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return ConsentRecord.objects.filter(user=user, notice_version=version).order_by("-recorded_at", "-id").first()
-
-
-def consent_given(*, user: User, version: str = CONSENT_NOTICE_VERSION) -> bool:
-    record = consent_current(user=user, version=version)
-    return record is not None and record.accepted

@@ -19,18 +19,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
 from proctoring.models import FaceTemplate
 from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
-from proctoring.vision.base import FaceEmbedder, l2_normalise
+from proctoring.vision.base import l2_normalise
 from proctoring.vision.frames import encode_jpeg, fit_within, mean_luma
-from proctoring.vision.packs import embedding_pack_of, load_manifest
 from proctoring.vision.pipeline import cosine, get_analyzer
-from proctoring.vision.registry import model_class
 from proctoring.vision.types import Box, Face, Gaze, Pose
 
 if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
@@ -241,35 +238,6 @@ def face_enrol(
     return EnrolmentResult(accepted=len(good), rejections=rejections, template=template)
 
 
-def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:
-    """(pack, model id) of the embeddings the server makes now, read from the manifest without loading models. The
-    pack is the one that owns the embedder: default-int8 and yolo take it from default, so enrolments made under
-    default stay current when an operator switches to them. The one place that says which embedding is current."""
-
-    return _embedding_model_of(pack or settings.MODEL_PACK)
-
-
 def _delete_files(paths: tuple[str, ...]) -> None:
     for path in paths:
         private_delete(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _embedding_model_of(pack: str) -> tuple[str, str]:
-
-    manifest = load_manifest(pack)
-    spec = manifest.models["embedder"]
-    embedder = model_class(spec["class"])(
-        params=spec.get("params", {}), name=spec["class"], version=spec.get("version", "")
-    )
-    assert isinstance(embedder, FaceEmbedder), f"{spec['class']} is not a face embedder"
-    return manifest.role_pack("embedder"), embedder.model_id
-
-
-def enrolment_is_current(*, user: User, pack: str | None = None) -> bool:
-    """True when the user has a template made by the current pack's embedding model (else: re-enrol, 4412)."""
-
-    template = FaceTemplate.objects.filter(user=user).only("pack", "model_id").first()
-    if template is None:
-        return False
-    return (embedding_pack_of(template.pack), template.model_id) == current_embedding_model(pack=pack)

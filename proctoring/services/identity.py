@@ -28,7 +28,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from exams.models import Exam
 from proctoring.decisions import ReviewError, decision_note
 from proctoring.models import EnrolmentDecision, FaceTemplate, ReferencePhoto
 from proctoring.permissions import students_of, user_can_verify
@@ -205,18 +204,6 @@ def enrolment_decide(*, student_id: int, actor: User, action: str, note: str = "
             note=note,
         )
     return template
-
-
-def identity_satisfies(*, exam: Exam, template: FaceTemplate | None) -> bool:
-    """Whether an enrolment meets the exam's required identity assurance."""
-    required = exam.identity_assurance
-    if required == Exam.IdentityAssurance.NONE:
-        return True
-    if template is None:
-        return False
-    if required == Exam.IdentityAssurance.MATCHED:
-        return template.verification in (Verification.MATCHED, Verification.APPROVED)
-    return template.verification == Verification.APPROVED
 
 
 # --- Photo ID -------------------------------------------------------------------------------------------------

@@ -27,8 +27,7 @@ from proctoring.decisions import ReviewError
 from proctoring.models import BrowserSignal, Flag, InstructorMessage, Observation, ProctoringSession, StreamEvent
 from proctoring.permissions import user_can_review_exam
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
-from proctoring.selectors import enrolled_face_of, session_open_flags
-from proctoring.services.enrolment import current_embedding_model
+from proctoring.selectors import current_embedding_model, enrolled_face_of, session_open_flags
 from proctoring.services.evidence import snapshot_store
 from proctoring.vision.change import CHANGE_THRESHOLD
 from proctoring.vision.packs import embedding_pack_of

@@ -25,16 +25,17 @@ from exams.models import Attempt
 from exams.selectors import exam_for_student, student_attempt
 from examsite.http import found_or_404
 from proctoring.forms import ConsentForm
+from proctoring.models import CONSENT_NOTICE_VERSION
 from proctoring.ratelimit import rate_allow
-from proctoring.selectors import face_template_of, proctoring_setup_status
-from proctoring.services.consent import (
-    CONSENT_NOTICE_VERSION,
+from proctoring.selectors import (
     consent_current,
     consent_given,
-    consent_record,
-    consent_retention_days,
+    enrolment_is_current,
+    face_template_of,
+    proctoring_setup_status,
 )
-from proctoring.services.enrolment import enrolment_check_frame, enrolment_is_current, face_enrol
+from proctoring.services.consent import consent_record, consent_retention_days
+from proctoring.services.enrolment import enrolment_check_frame, face_enrol
 from proctoring.services.identity import photo_id_record
 from proctoring.vision.errors import ModelPackError
 from proctoring.vision.frames import FrameError, decode_frame

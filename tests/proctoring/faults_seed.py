@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from exams.models import Attempt, Enrollment, Exam
 from proctoring.models import FaceTemplate
-from proctoring.services.enrolment import current_embedding_model
+from proctoring.selectors import current_embedding_model
 from tests.proctoring.scale_out_seed import session_cookie
 from tests.review.monitor_seed import seed_exam
 

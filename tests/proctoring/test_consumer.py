@@ -26,7 +26,7 @@ from proctoring import pool as pool_module
 from proctoring.consumers import attempt_group, monitor_group
 from proctoring.models import BrowserSignal, FaceTemplate, Flag, Observation, ProctoringSession, StreamEvent
 from proctoring.pool.base import AnalysisResult, FrameJob, InferencePool, analyze_job, worker_init
-from proctoring.services.enrolment import current_embedding_model
+from proctoring.selectors import current_embedding_model
 from proctoring.services.evidence import snapshot_path
 from tests.factories import ExamFactory, StudentFactory
 from tests.proctoring.fakes import frame

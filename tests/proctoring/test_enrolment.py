@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 
 from proctoring.models import FaceTemplate
-from proctoring.selectors import enrolled_face_of
-from proctoring.services.enrolment import (
-    MESSAGES,
-    enrolment_check_frame,
-    enrolment_is_current,
-    face_enrol,
-)
+from proctoring.selectors import enrolled_face_of, enrolment_is_current
+from proctoring.services.enrolment import MESSAGES, enrolment_check_frame, face_enrol
 from tests.conftest import service_missing
 from tests.factories import UserFactory
 
@@ -186,7 +181,7 @@ def test_an_embedding_from_another_model_is_refused(analyzer, evalset, alice_fra
 
 def test_packs_that_take_the_default_embedder_keep_its_enrolments(analyzer, alice_frames, settings):
     """default-int8 and yolo take their embedder from default: switching to one must not make everyone re-enrol."""
-    from proctoring.services.enrolment import current_embedding_model
+    from proctoring.selectors import current_embedding_model
     from proctoring.vision.packs import ModelPackError
     from proctoring.vision.pipeline import get_analyzer
 

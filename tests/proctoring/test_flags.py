@@ -13,8 +13,7 @@ from exams.models import Attempt
 from proctoring import rules
 from proctoring.models import FaceTemplate, Flag, Observation, ProctoringSession, StreamEvent
 from proctoring.pool.base import OK, TIMEOUT, AnalysisResult
-from proctoring.selectors import frame_records_for_session
-from proctoring.services.enrolment import current_embedding_model
+from proctoring.selectors import current_embedding_model, frame_records_for_session
 from proctoring.services.sessions import (
     SessionRefused,
     model_version_of,

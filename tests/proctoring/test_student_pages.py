@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from exams.models import Attempt
-from proctoring.models import ConsentRecord, FaceTemplate
-from proctoring.services.consent import CONSENT_NOTICE_VERSION, consent_given, consent_record
+from proctoring.models import CONSENT_NOTICE_VERSION, ConsentRecord, FaceTemplate
+from proctoring.selectors import consent_given
+from proctoring.services.consent import consent_record
 from tests.conftest import service_missing
 from tests.factories import ExamFactory, StudentFactory
 
@@ -66,7 +67,7 @@ def analyzer_ready():
 
 def enrol_without_camera(user) -> FaceTemplate:
     """A template as the current embedding model would have made it (the vector itself does not matter here)."""
-    from proctoring.services.enrolment import current_embedding_model
+    from proctoring.selectors import current_embedding_model
 
     pack, model_id = current_embedding_model()
     return FaceTemplate.objects.create(user=user, pack=pack, model_id=model_id, embedding=b"\0" * 16, dim=4)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from exams.models import Attempt, Enrollment, Exam
 from proctoring.models import FaceTemplate
-from proctoring.services.enrolment import current_embedding_model
+from proctoring.selectors import current_embedding_model
 
 PASSWORD = "monitor-pass-123"
 
