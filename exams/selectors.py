@@ -13,16 +13,12 @@ from accounts.models import User
 
 from .hooks import exam_has_evidence, setup_status
 from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
+from .permissions import exams_managed_by
 
 
 def exams_manageable_by(*, user: User) -> QuerySet[Exam]:
-    """Exams a person may manage: instructors their own, platform admins all, everyone else none."""
-    qs = Exam.objects.select_related("owner")
-    if user.is_platform_admin:
-        return qs
-    if user.is_instructor:
-        return qs.filter(owner=user)
-    return qs.none()
+    """Exams a person may manage (exams.permissions.exams_managed_by)."""
+    return exams_managed_by(user=user)
 
 
 def exam_manageable(*, user: User, exam_id: int) -> Exam | None:

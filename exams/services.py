@@ -38,6 +38,7 @@ from .exceptions import (
     NotEnrolled,
 )
 from .models import DEADLINE_GRACE, Answer, Attempt, Choice, Enrollment, Exam, Question
+from .permissions import user_can_manage_exam, user_can_manage_exams
 from .signals import attempt_closed, attempt_graded, attempt_started
 
 # Long enough for a paragraph-style short answer; bounded so that one request can't store megabytes.
@@ -302,7 +303,7 @@ def answer_grade(
     question = answer.question
     # Read the attempt afresh: the caller's copy may predate a submit.
     attempt = Attempt.objects.select_related("exam").get(pk=answer.attempt_id)
-    if not (grader.is_platform_admin or attempt.exam.owner_id == grader.id):
+    if not user_can_manage_exam(user=grader, exam=attempt.exam):
         raise NotAllowed("Only the exam's owner can grade its answers.")
     if question.kind != Question.Kind.SHORT:
         raise InvalidGrade("Choice questions are graded automatically.")
@@ -373,7 +374,7 @@ def exam_create(
 ) -> Exam:
     """Create an exam. `time_zone` is the zone its times were entered in (default: the active one, the
     instructor's), shown to students beside their own local time."""
-    if not (owner.is_instructor or owner.is_platform_admin):
+    if not user_can_manage_exams(user=owner):
         raise NotAllowed("Only instructors can create exams.")
     _check_exam_fields(
         title=title,

@@ -9,15 +9,13 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import User
 from exams.models import Exam
+from exams.permissions import user_can_manage_exam
 
 
 def user_can_review_exam(*, user: User, exam: Exam) -> bool:
-    """Instructors review their own exams; platform admins review every exam; nobody else reviews anything."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_platform_admin:
-        return True
-    return user.is_instructor and exam.owner_id == user.pk
+    """Instructors review their own exams; platform admins review every exam; nobody else reviews anything: who
+    manages an exam (exams.permissions)."""
+    return user_can_manage_exam(user=user, exam=exam)
 
 
 def user_can_view_evidence(*, user: Any, exam_owner_id: int) -> bool:

@@ -48,6 +48,7 @@ from exams import services as exam_services
 from exams.lti.launch import AP, LTI
 from exams.lti.models import ExamLink, GradeSend, ProctoringHandover
 from exams.models import Attempt, Exam
+from exams.permissions import user_can_manage_exam
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def exams_for_linking(user: User) -> QuerySet[Exam]:
 
 
 def exam_link_create(*, resource_link: LtiResourceLink, exam: Exam, actor: User, lineitem_url: str = "") -> ExamLink:
-    if not (actor.is_platform_admin or exam.owner_id == actor.pk):
+    if not user_can_manage_exam(user=actor, exam=exam):
         raise LtiError("You can link only your own exams.")
     link, created = ExamLink.objects.get_or_create(
         resource_link=resource_link, defaults={"exam": exam, "created_by": actor, "lineitem_url": lineitem_url}

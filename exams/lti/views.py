@@ -29,6 +29,7 @@ from exams.lti import selectors, services
 from exams.lti.launch import END_ASSESSMENT, START_PROCTORING, LaunchRefused, StrictToolConfig, launch_restore
 from exams.lti.launch import launch_validate as validate
 from exams.lti.models import GradeSend, ProctoringHandover
+from exams.permissions import user_can_manage_exams, user_is_admin
 from exams.selectors import exam_manageable, exam_setup_missing
 from examsite.http import found_or_404
 
@@ -102,7 +103,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     request.session[SESSION_LAUNCH] = message.get_launch_id()
     kind = message.get_claim("https://purl.imsglobal.org/spec/lti/claim/message_type")
     if message.is_deep_link_launch:
-        if not user.is_instructor and not user.is_platform_admin:
+        if not user_can_manage_exams(user=user):
             return _refused(request, "Only instructors can choose an exam for the course.", status=403, signed_in=True)
         return redirect("lti:link")
     link = services.exam_link_of(message)
@@ -154,7 +155,7 @@ def link(request: HttpRequest) -> HttpResponse:
     except PermissionDenied:
         return _refused(request, "This page needs a launch from your course. Please open it again from there.")
     user = request.user
-    if not (user.is_instructor or user.is_platform_admin):
+    if not user_can_manage_exams(user=user):
         raise PermissionDenied
     deep_link = message.is_deep_link_launch
     error = ""
@@ -269,7 +270,7 @@ def handover(request: HttpRequest, handover_id: int) -> HttpResponse:
 @login_required
 def setup(request: HttpRequest) -> HttpResponse:
     """For admins: what to paste into Moodle, Canvas or Open edX for each registered platform."""
-    if not request.user.is_platform_admin:
+    if not user_is_admin(user=request.user):
         raise PermissionDenied
     services.tool_key_ensure()
     base = request.build_absolute_uri("/").rstrip("/")

@@ -33,6 +33,7 @@ from exams.forms import (
 )
 from exams.hooks import exam_form_sections
 from exams.models import Attempt, Exam, Question
+from exams.permissions import user_can_manage_exams
 from examsite.http import found_or_404
 
 
@@ -40,7 +41,7 @@ def instructor_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not (request.user.is_instructor or request.user.is_platform_admin):
+        if not user_can_manage_exams(user=request.user):
             raise PermissionDenied("Only instructors can manage exams.")
         return view(request, *args, **kwargs)
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from exams.models import Attempt, Enrollment, Exam
+from exams.permissions import exams_managed_by
 from proctoring import rules
 from proctoring.models import (
     BrowserSignal,
@@ -61,13 +62,8 @@ def flag_priority(flag: Flag) -> float:
 
 
 def exams_reviewable_by(*, user: User) -> QuerySet[Exam]:
-    if not user.is_authenticated:
-        return Exam.objects.none()
-    if user.is_platform_admin:
-        return Exam.objects.select_related("owner")
-    if user.is_instructor:
-        return Exam.objects.select_related("owner").filter(owner=user)
-    return Exam.objects.none()
+    """Who may review an exam is who may manage it: its instructor, and platform admins."""
+    return exams_managed_by(user=user)
 
 
 def exam_for_review(*, user: User, exam_id: int) -> Exam | None:

@@ -24,6 +24,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from exams.models import Attempt, Exam
+from exams.permissions import user_can_manage_exams
 from exams.selectors import student_attempt
 from examsite.http import found_or_404
 from proctoring import rules
@@ -81,7 +82,7 @@ def _attempt_or_404(request: HttpRequest, attempt_id: int) -> Attempt:
 @login_required
 def exam_index(request: HttpRequest) -> HttpResponse:
     exams = list(exams_reviewable_by(user=request.user).order_by("-opens_at", "id"))
-    if not exams and not (request.user.is_instructor or request.user.is_platform_admin):
+    if not exams and not user_can_manage_exams(user=request.user):
         raise Http404("Review is for instructors")
     return render(request, "review/exam_index.html", {"exams": exams})
 
@@ -443,7 +444,7 @@ def student_flags(request: HttpRequest, attempt_id: int) -> HttpResponse:
 def identity_review(request: HttpRequest) -> HttpResponse:
     """Who enrolled (issue 11): each enrolment photo beside the reference photo, with the similarity, for one-click
     approve or reject with a note. Instructors see the students of their exams; admins, everyone."""
-    if not (request.user.is_instructor or request.user.is_platform_admin):
+    if not user_can_manage_exams(user=request.user):
         raise Http404("Identity review is for instructors")
     status = request.GET.get("status") or None
     if status not in (None, *QUEUE_ORDER):
