@@ -75,6 +75,9 @@ class Model(ABC):
     role: ClassVar[str] = ""
     # The files a class needs, by key in the manifest's ``models.<role>.files`` mapping.
     required_files: ClassVar[tuple[str, ...]] = ("model",)
+    # Never bf16 when INFERENCE_PRECISION is auto: for models whose outputs become angles, where bf16's short
+    # mantissa moves the answer by degrees however much faster it runs.
+    full_precision: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -121,7 +124,9 @@ class Model(ABC):
         """
         if self.params.get("runtime", "onnxruntime") == "openvino":
             self.pixels_in_graph = pixels is not None
-            return openvino_compiled(path, threads=self.threads, reshape=reshape, pixels=pixels)
+            return openvino_compiled(
+                path, threads=self.threads, reshape=reshape, pixels=pixels, full_precision=self.full_precision
+            )
         self.pixels_in_graph = False
         return onnx_session(path, threads=self.threads)
 
@@ -300,10 +305,16 @@ def onnx_session(path: Path, *, threads: int) -> Any:
 
 
 def openvino_compiled(
-    path: Path, *, threads: int, reshape: dict[str, Any] | None = None, pixels: PixelFormat | None = None
+    path: Path,
+    *,
+    threads: int,
+    reshape: dict[str, Any] | None = None,
+    pixels: PixelFormat | None = None,
+    full_precision: bool = False,
 ) -> Any:
     """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason,
-    denormals flushed to zero, and optionally the pixel conversion built into the graph (see Model.open_session)."""
+    denormals flushed to zero, and optionally the pixel conversion built into the graph (see Model.open_session).
+    `full_precision`: f32 unless INFERENCE_PRECISION forces bf16 (Model.full_precision)."""
     import openvino as ov  # lazy: a runtime loads with its first model
 
     precision = os.environ.get("INFERENCE_PRECISION", "auto")
@@ -340,6 +351,9 @@ def openvino_compiled(
         }
         if precision != "auto":
             return core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": precision})
+        if full_precision:
+            CHOSEN_PRECISION[Path(path).name] = {"precision": "f32", "full_precision": True}
+            return core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
         known = _remembered_precision(Path(path), core, threads)
         if known is not None:
             CHOSEN_PRECISION[Path(path).name] = {**known, "remembered": True}
