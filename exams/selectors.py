@@ -16,17 +16,12 @@ from .models import Answer, Attempt, Choice, Enrollment, Exam, Question
 from .permissions import exams_managed_by
 
 
-def exams_manageable_by(*, user: User) -> QuerySet[Exam]:
-    """Exams a person may manage (exams.permissions.exams_managed_by)."""
-    return exams_managed_by(user=user)
-
-
 def exam_manageable(*, user: User, exam_id: int) -> Exam | None:
-    return exams_manageable_by(user=user).filter(pk=exam_id).first()
+    return exams_managed_by(user=user).filter(pk=exam_id).first()
 
 
 def exams_for_manager_list(*, user: User) -> QuerySet[Exam]:
-    return exams_manageable_by(user=user).annotate(
+    return exams_managed_by(user=user).annotate(
         question_count=Count("questions", distinct=True),
         student_count=Count("enrollments", distinct=True),
         attempt_count=Count("attempts", distinct=True),
