@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.exceptions import StopConsumer
@@ -33,7 +34,13 @@ class SurvivesLayerOutage:
     AsyncConsumer.__call__ with one change: the poll waits out the outage and then resumes, on a fresh connection.
     """
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    # Channels' AsyncConsumer provides these; the mixin comes first in the consumer's bases.
+    channel_layer_alias: str
+    channel_layer: Any
+    channel_name: str
+    dispatch: Callable[[dict[str, Any]], Awaitable[None]]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
@@ -47,7 +54,7 @@ class SurvivesLayerOutage:
         except StopConsumer:
             pass
 
-    async def _layer_receive(self) -> dict:
+    async def _layer_receive(self) -> dict[str, Any]:
         failing = False
         while True:
             try:
@@ -60,7 +67,8 @@ class SurvivesLayerOutage:
                 continue
             if failing:
                 log.info("websocket: the channel layer is back for %s", self.channel_name)
-            return message
+            received: dict[str, Any] = message
+            return received
 
 
 class HandshakeGuard:
@@ -74,10 +82,10 @@ class HandshakeGuard:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         answered = False
 
-        async def watched_send(message: dict) -> None:
+        async def watched_send(message: dict[str, Any]) -> None:
             nonlocal answered
             answered = True
             await send(message)

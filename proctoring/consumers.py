@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from channels.db import DatabaseSyncToAsync
@@ -175,10 +176,17 @@ def monitor_status(
 class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
     start: SessionStart | None = None
     disconnected = False
-    watchdog: asyncio.Task | None = None
-    inflight: asyncio.Task | None = None
+    watchdog: asyncio.Task[None] | None = None
+    inflight: asyncio.Task[None] | None = None
 
-    async def __call__(self, scope, receive, send) -> None:
+    @property
+    def opened(self) -> SessionStart:
+        """The session this socket carries: set by connect() before any frame or message is handled."""
+        if self.start is None:
+            raise RuntimeError("the proctoring socket has no session yet")
+        return self.start
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Every exit path ends the socket's own tasks and records the disconnect: an unexpected error in a
         handler (the server then closes with 1011) used to leave the stall watchdog running, which later wrote a
         false "stalled" mark, and no disconnect was recorded."""
@@ -316,7 +324,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         self.last_frame_at = now
         if self.stalled:
             self.stalled = False
-            await db_call(session_note_stream)(session_id=self.start.session_id, kind=StreamEvent.Kind.RECOVERED)
+            await db_call(session_note_stream)(session_id=self.opened.session_id, kind=StreamEvent.Kind.RECOVERED)
             self.told_monitor = MonitorChanges()  # the tile says "stream paused": the next result must reach it
         if len(data) > self.settings.max_frame_bytes:
             # Answered without touching the pool or the database: an oversize flood costs us nothing.
@@ -337,7 +345,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         self.inflight = asyncio.create_task(self._process(seq, data, received_at))
 
     async def _process(self, seq: int, data: bytes, received_at: float) -> None:
-        start = self.start
+        start = self.opened
         try:
             with_identity = self.identity_due
             now = time.time()
@@ -477,7 +485,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 return
             await self._monitor(connection="connected", signal=signal)
         elif kind == "end":
-            await db_call(session_end)(session_id=self.start.session_id, reason="client_end")
+            await db_call(session_end)(session_id=self.opened.session_id, reason="client_end")
             await self._ended("client_end")
         else:
             await self._error("Unknown message type; expected signal, ping or end.")
@@ -487,15 +495,15 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
         `tab_hidden` that arrives while the database restarts used to close the socket with 1011 and be lost."""
         for delay in (*SIGNAL_RETRY_DELAYS_S, None):
             try:
-                await db_call(session_record_signal)(session_id=self.start.session_id, kind=signal)
+                await db_call(session_record_signal)(session_id=self.opened.session_id, kind=signal)
                 return True
             except DatabaseError:
                 if delay is None or self.closing:
                     log.error("proctoring: signal %s of session %s lost: the database stayed unavailable", signal,
-                              self.start.session_id, exc_info=True)  # fmt: skip
+                              self.opened.session_id, exc_info=True)  # fmt: skip
                     return False
                 log.warning("proctoring: signal %s of session %s held: the database is unavailable", signal,
-                            self.start.session_id)  # fmt: skip
+                            self.opened.session_id)  # fmt: skip
                 await asyncio.sleep(delay)
         return False
 
@@ -522,12 +530,12 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 self.stalled = True
                 try:
                     await db_call(session_note_stream)(
-                        session_id=self.start.session_id,
+                        session_id=self.opened.session_id,
                         kind=StreamEvent.Kind.STALLED,
                         details={"since": self.last_frame_at},
                     )
                 except Exception:  # noqa: BLE001 - a database outage must not end the watchdog: retry next tick
-                    log.warning("proctoring: could not record a stall for session %s", self.start.session_id,
+                    log.warning("proctoring: could not record a stall for session %s", self.opened.session_id,
                                 exc_info=True)  # fmt: skip
                     self.stalled = False
                     await asyncio.sleep(1.0)
@@ -536,7 +544,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
                 await self._monitor(connection="stalled")
 
     async def _monitor(self, *, connection: str, **fields: Any) -> None:
-        start = self.start
+        start = self.opened
         status = monitor_status(
             attempt_id=start.attempt_id,
             student=start.student,
@@ -564,7 +572,7 @@ class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
     async def _error(self, message: str) -> None:
         await self.send_json({"event": "ERROR", "message": message})
 
-    async def send_json(self, content: dict[str, Any]) -> None:
+    async def send_json(self, content: Mapping[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
     # --- Channel layer -> this socket ------------------------------------------------------------------------

@@ -350,13 +350,15 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     sig = signature(image) if job.objects else None
     memory = job.objects_memory
     moved = change(sig, memory.signature) if sig is not None and memory is not None else None
-    reuse = memory is not None and memory.reuses_left > 0 and moved is not None and moved < CHANGE_THRESHOLD
-    reuse_identity = reuse and job.identity and job.enrolled is not None and memory.identity is not None
+    # The session's last measured frame, when this one may re-use its measurements.
+    unchanged = moved is not None and moved < CHANGE_THRESHOLD
+    reused = memory if memory is not None and memory.reuses_left > 0 and unchanged else None
+    reuse_identity = reused is not None and job.identity and job.enrolled is not None and reused.identity is not None
     try:
         obs = _analyzer.analyze(
             image,
             enrolled=job.enrolled,
-            objects=frozenset() if reuse else job.objects,
+            objects=frozenset() if reused is not None else job.objects,
             embed=job.identity and not reuse_identity,
         )
     except Exception as exc:  # noqa: BLE001 - a server error is reported as such, never as the student's fault
@@ -365,17 +367,17 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     if not job.identity:
         # Identity was not asked of this frame: nothing is said about it, not even that it could not be compared.
         obs = replace(obs, identity_error=None)
-    if reuse:
+    if reused is not None:
         obs = replace(
             obs,
             objects=tuple(
-                DetectedObject(label=o["label"], box=tuple(o["box"]), score=o["score"]) for o in memory.objects
+                DetectedObject(label=o["label"], box=tuple(o["box"]), score=o["score"]) for o in reused.objects
             ),
         )
     # Only while the frame still shows a face: an empty chair is measured as such, not given the old match.
     reuse_identity = reuse_identity and bool(obs.faces) and obs.identity_error is None
-    if reuse_identity:
-        obs = replace(obs, identity=Identity(**memory.identity))
+    if reuse_identity and reused is not None and reused.identity is not None:
+        obs = replace(obs, identity=Identity(**reused.identity))
     thumbnail = make_thumbnail(image) if job.want_thumbnail else None
     return result(
         OK,
@@ -383,9 +385,9 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
         thumbnail_b64=thumbnail,
         timings=dict(obs.timings_ms),
         signature_b64=base64.b64encode(sig).decode("ascii") if sig is not None else None,
-        objects_from_seq=memory.seq if reuse else None,
+        objects_from_seq=reused.seq if reused is not None else None,
         change=round(moved, 2) if moved is not None else None,
-        identity_from_seq=memory.seq if reuse_identity else None,
+        identity_from_seq=reused.seq if reuse_identity and reused is not None else None,
     )
 
 
@@ -601,7 +603,8 @@ class InferencePool(abc.ABC):
             # A student joining a room that already asks more than the workers can give at all (not just more than
             # the comfortable 80%) slows the room at once: waiting for frames to pile up first costs seconds of
             # shedding when a whole room connects at twice the capacity.
-            overloaded = (congested and now - self._congested_since >= self.CONGESTED_FOR_S) or (
+            congested_for = now - self._congested_since if self._congested_since is not None else 0.0
+            overloaded = (congested and congested_for >= self.CONGESTED_FOR_S) or (
                 joining and self.demand_fps() > capacity
             )
             if wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):

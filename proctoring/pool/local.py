@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import heapq
 import itertools
 import logging
@@ -29,6 +30,7 @@ import threading
 import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from .base import ERROR, EXPIRED, AnalysisResult, FrameJob, InferencePool, analyze_job, spawning, worker_process_start
 
@@ -98,7 +100,7 @@ class _Entry:
     priority: float
     order: int
     job: FrameJob = dataclasses.field(compare=False)
-    waiter: asyncio.Future = dataclasses.field(compare=False)
+    waiter: asyncio.Future[AnalysisResult] = dataclasses.field(compare=False)
     dispatched: int | None = dataclasses.field(default=None, compare=False)
     dispatched_at: float | None = dataclasses.field(default=None, compare=False)
     dropped: bool = dataclasses.field(default=False, compare=False)
@@ -215,7 +217,8 @@ class LocalPool(InferencePool):
                 )
             if span:
                 job = dataclasses.replace(job, deadline=time.time() + span)
-        entry = _Entry(job.priority, next(self._order), job, asyncio.get_running_loop().create_future())
+        waiter: asyncio.Future[AnalysisResult] = asyncio.get_running_loop().create_future()
+        entry = _Entry(job.priority, next(self._order), job, waiter)
         self._admit(entry)
         self._pump()
         try:
@@ -306,16 +309,23 @@ class LocalPool(InferencePool):
             entry.dispatched_at = time.monotonic()
             self._dispatched[entry.job.job_id] = entry
             self._running += 1
-            future.add_done_callback(lambda f, e=entry, x=executor: self._from_thread(loop, e, f, x))
+            future.add_done_callback(functools.partial(self._from_thread, loop, entry, executor=executor))
 
-    def _from_thread(self, loop: asyncio.AbstractEventLoop, entry: _Entry, future: Future, executor) -> None:
+    def _from_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        entry: _Entry,
+        future: Future[dict[str, Any]],
+        *,
+        executor: ProcessPoolExecutor,
+    ) -> None:
         """The executor's callback thread: hand the outcome to the event loop that is waiting for it."""
         try:
             loop.call_soon_threadsafe(self._finished, entry, future, executor)
         except RuntimeError:
             pass  # that loop has closed (the server is stopping): nobody waits for this frame any more
 
-    def _finished(self, entry: _Entry, future: Future, executor: ProcessPoolExecutor) -> None:
+    def _finished(self, entry: _Entry, future: Future[dict[str, Any]], executor: ProcessPoolExecutor) -> None:
         self._running -= 1
         self._dispatched.pop(entry.job.job_id, None)
         self._finished_up_to = max(self._finished_up_to, entry.dispatched or 0)
@@ -355,7 +365,7 @@ class LocalPool(InferencePool):
         oldest = min((e.arrived for e in self._waiting), default=now)
         return super()._congested(now) or now - oldest > WAIT_BUDGET_S / 2
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         cpu_s = self._cpu_service_s
         return {**super().stats(), "cpu_ms": round(cpu_s * 1000, 1) if cpu_s else None,
                 "waiting": len(self._waiting), "running": self._running, "shed": self.shed,

@@ -19,10 +19,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exams.models import Exam
 from examsite.websocket import SurvivesLayerOutage
-from proctoring.consumers import attempt_group, monitor_group, parse_message
+from proctoring.consumers import monitor_group, parse_message
 from proctoring.decisions import ReviewError
 from proctoring.review.selectors import exam_for_review, exam_roster
-from proctoring.services.sessions import instructor_message_create, instructor_message_event
+from proctoring.services.sessions import attempt_group, instructor_message_create, instructor_message_event
 
 # An instructor typing can't send more than this many messages per minute: a stuck key must not flood a student.
 MESSAGES_PER_MINUTE = 20
@@ -146,7 +146,8 @@ class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
         """A student's proctoring consumer reports connection, attention, latest alert and (sometimes) a thumbnail."""
         status = {k: v for k, v in event.items() if k != "type"}
         attempt_id = status.get("attempt_id")
-        if status.get("thumbnail") and self.visible is not None and attempt_id not in self.visible:
+        shown = self.visible
+        if status.get("thumbnail") and isinstance(attempt_id, int) and shown is not None and attempt_id not in shown:
             # Off screen: keep the newest picture for when the tile scrolls into view, send the rest now.
             self.held[attempt_id] = {
                 "attempt_id": attempt_id,
