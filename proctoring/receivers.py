@@ -45,7 +45,6 @@ def attempt_closed_end_session(sender: Any, *, attempt: Attempt, **kwargs: Any) 
 def private_photo_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
     """An enrolment (FaceTemplate, with its enrolment and ID photos) or a reference photo row is gone (a deleted
     account, an admin's delete, retention): its private files go too, once the deletion is committed."""
-
     paths = [getattr(instance, name, "") for name in ("photo_path", "id_photo_path", "path")]
     for relative in filter(None, paths):
         transaction.on_commit(lambda relative=relative: private_delete(relative))

@@ -226,13 +226,11 @@ def current_embedding_model(*, pack: str | None = None) -> tuple[str, str]:
     """(pack, model id) of the embeddings the server makes now, read from the manifest without loading models. The
     pack is the one that owns the embedder: default-int8 and yolo take it from default, so enrolments made under
     default stay current when an operator switches to them. The one place that says which embedding is current."""
-
     return _embedding_model_of(pack or settings.MODEL_PACK)
 
 
 @functools.lru_cache(maxsize=8)
 def _embedding_model_of(pack: str) -> tuple[str, str]:
-
     manifest = load_manifest(pack)
     spec = manifest.models["embedder"]
     embedder = model_class(spec["class"])(
@@ -244,7 +242,6 @@ def _embedding_model_of(pack: str) -> tuple[str, str]:
 
 def enrolment_is_current(*, user: User, pack: str | None = None) -> bool:
     """True when the user has a template made by the current pack's embedding model (else: re-enrol, 4412)."""
-
     template = FaceTemplate.objects.filter(user=user).only("pack", "model_id").first()
     if template is None:
         return False

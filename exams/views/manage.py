@@ -131,9 +131,8 @@ def exam_publish(request: HttpRequest, exam_id: int) -> HttpResponse:
     return redirect("exam_detail", exam_id=exam.id)
 
 
-def _question_page(
-    request: HttpRequest, exam: Exam, question: Question | None
-) -> tuple[QuestionForm, Any, HttpResponse | None]:
+def _question_page(request: HttpRequest, exam: Exam, question: Question | None) -> HttpResponse:
+    """The question form: a new question (`question` None) or one edited; after a save, back to the exam."""
     if question is None:
         initial_choices: list[dict[str, Any]] = []
         initial = None
@@ -160,35 +159,7 @@ def _question_page(
             form.add_error(None, error.message)
         else:
             messages.success(request, "Question saved.")
-            return form, formset, redirect(_exam_url(exam, f"question-{question.id}"))
-    return form, formset, None
-
-
-@instructor_required
-@require_http_methods(["GET", "POST"])
-def question_create(request: HttpRequest, exam_id: int) -> HttpResponse:
-    exam = _exam(request, exam_id)
-    form, formset, done = _question_page(request, exam, None)
-    if done is not None:
-        return done
-    context = {
-        "exam": exam,
-        "question": None,
-        "form": form,
-        "formset": formset,
-        "locked": selectors.exam_has_attempts(exam=exam),
-    }
-    return render(request, "exams/manage/question_form.html", context)
-
-
-@instructor_required
-@require_http_methods(["GET", "POST"])
-def question_edit(request: HttpRequest, exam_id: int, question_id: int) -> HttpResponse:
-    exam = _exam(request, exam_id)
-    question = found_or_404(selectors.exam_question(exam_id=exam.id, question_id=question_id))
-    form, formset, done = _question_page(request, exam, question)
-    if done is not None:
-        return done
+            return redirect(_exam_url(exam, f"question-{question.id}"))
     context = {
         "exam": exam,
         "question": question,
@@ -197,6 +168,20 @@ def question_edit(request: HttpRequest, exam_id: int, question_id: int) -> HttpR
         "locked": selectors.exam_has_attempts(exam=exam),
     }
     return render(request, "exams/manage/question_form.html", context)
+
+
+@instructor_required
+@require_http_methods(["GET", "POST"])
+def question_create(request: HttpRequest, exam_id: int) -> HttpResponse:
+    return _question_page(request, _exam(request, exam_id), None)
+
+
+@instructor_required
+@require_http_methods(["GET", "POST"])
+def question_edit(request: HttpRequest, exam_id: int, question_id: int) -> HttpResponse:
+    exam = _exam(request, exam_id)
+    question = found_or_404(selectors.exam_question(exam_id=exam.id, question_id=question_id))
+    return _question_page(request, exam, question)
 
 
 @instructor_required

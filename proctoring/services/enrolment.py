@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from django.db import transaction
@@ -27,11 +27,8 @@ from proctoring.services.evidence import private_delete, private_write
 from proctoring.services.identity import IDENTITY_DIR, enrolment_verify
 from proctoring.vision.base import l2_normalise
 from proctoring.vision.frames import encode_jpeg, fit_within, mean_luma
-from proctoring.vision.pipeline import cosine, get_analyzer
+from proctoring.vision.pipeline import Analyzer, cosine, get_analyzer
 from proctoring.vision.types import Box, Face, Gaze, Pose
-
-if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
-    from proctoring.vision.pipeline import Analyzer
 
 # Quality limits. Face size: below ~80 px across, the 112x112 embedding crop is upsampled and loses identity
 # detail. Brightness is the mean grey level of the face box (0-255): under 50 faces lose contrast, over 210 they
@@ -162,7 +159,6 @@ def face_enrol(
 ) -> EnrolmentResult:
     """Build and store ``user``'s face template from ``images`` (BGR arrays). Nothing is stored unless at least
     ``min_frames`` frames pass; re-enrolment replaces the previous template."""
-
     analyzer = analyzer or get_analyzer()
     checks = [_check_frame(image=image, analyzer=analyzer) for image in images]
     rejections = [(i, c.reason or "", c.message) for i, c in enumerate(checks) if not c.ok]

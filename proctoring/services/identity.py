@@ -21,7 +21,6 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import transaction
@@ -36,10 +35,7 @@ from proctoring.vision.frames import FrameError, decode_frame, encode_jpeg, fit_
 from proctoring.vision.idphoto import MIN_ID_FACE_PX, id_faces
 from proctoring.vision.idphoto import width as face_width
 from proctoring.vision.packs import load_manifest
-from proctoring.vision.pipeline import cosine, get_analyzer
-
-if TYPE_CHECKING:  # the models load with the first photo, never when this module is imported
-    from proctoring.vision.pipeline import Analyzer
+from proctoring.vision.pipeline import Analyzer, cosine, get_analyzer
 
 IDENTITY_DIR = "identity"
 # A reference photo is a portrait or a scan, larger than a webcam frame: accept up to 10 MB, and keep a copy that
@@ -142,7 +138,6 @@ def enrolment_verify(*, user: User, reset: bool = False) -> FaceTemplate | None:
     and record matched (every comparison made matches), mismatch (one does not) or unverified (none to make).
 
     A person's decision stands until the student enrols again (`reset`, which face_enrol passes)."""
-
     template = FaceTemplate.objects.select_for_update().filter(user=user).first()
     if template is None:
         return None
@@ -170,7 +165,6 @@ def enrolment_verify(*, user: User, reset: bool = False) -> FaceTemplate | None:
 
 def identity_threshold(*, pack: str) -> float:
     """The pack's identity threshold, read from its manifest without loading any model (as the Analyzer reads it)."""
-
     params = load_manifest(pack).models["embedder"].get("params", {})
     return float(params.get("threshold", 0.4))
 
@@ -240,7 +234,6 @@ class IdCheck:
 def photo_id_check(*, image: np.ndarray, template: FaceTemplate, analyzer: Analyzer | None = None) -> IdCheck:
     """Find the live face and the ID's printed face in the frame; the live one must be the enrolled person (who holds
     the card), the printed one is measured against the enrolment."""
-
     analyzer = analyzer or get_analyzer()
     found = id_faces(analyzer.detector, image)
     if found.live is None:

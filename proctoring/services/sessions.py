@@ -91,8 +91,7 @@ class FrameOutcome:
 
 
 def _enrolment_current(enrolled: EnrolledFace) -> bool:
-    """Whether an enrolment is in the embedding space the workers use now (enrolment.current_embedding_model)."""
-
+    """Whether an enrolment is in the embedding space the workers use now (selectors.current_embedding_model)."""
     try:
         expected = current_embedding_model(pack=django_settings.MODEL_PACK)
     except Exception:  # noqa: BLE001 - without a readable manifest the workers report the real error per frame

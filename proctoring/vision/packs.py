@@ -607,7 +607,6 @@ def _canonical_onnx(path: Path) -> None:
 
 def build_models(name: str, *, threads: int = 1, root: Path | None = None) -> tuple[Manifest, dict[str, Any]]:
     """Instantiate (not load) each role's model class with its files and params from a verified pack."""
-
     manifest, pack_dir = require_pack(name, root=root)
     models: dict[str, Any] = {}
     for role, spec in manifest.models.items():

@@ -42,7 +42,6 @@ def read_image(path: Path) -> np.ndarray:
 
 def enrol_in_memory(analyzer, paths: list[Path]) -> EnrolledFace:
     """The same template face_enrol would store, built from reference photos without touching the database."""
-
     vectors, poses, gazes = [], [], []
     for path in paths:
         check = enrolment_check_frame(image=read_image(path), analyzer=analyzer)
