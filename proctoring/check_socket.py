@@ -9,13 +9,13 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from examsite.websocket import SurvivesLayerOutage
+from examsite.websocket import ClosesItsOwnConnections, SurvivesLayerOutage
 from proctoring.consumers import parse_message
 
 MAX_TEXT_BYTES = 1024
 
 
-class CheckConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
+class CheckConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()

@@ -24,7 +24,7 @@ from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
-from examsite.websocket import LAYER_ERRORS, TRY_AGAIN_LATER, SurvivesLayerOutage
+from examsite.websocket import LAYER_ERRORS, TRY_AGAIN_LATER, ClosesItsOwnConnections, SurvivesLayerOutage
 from proctoring import rules
 from proctoring.models import BrowserSignal, StreamEvent
 from proctoring.pool import FrameJob, get_pool
@@ -173,7 +173,7 @@ def monitor_status(
     return status
 
 
-class ProctorConsumer(SurvivesLayerOutage, AsyncWebsocketConsumer):
+class ProctorConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncWebsocketConsumer):
     start: SessionStart | None = None
     disconnected = False
     watchdog: asyncio.Task[None] | None = None

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exams.models import Exam
-from examsite.websocket import SurvivesLayerOutage
+from examsite.websocket import ClosesItsOwnConnections, SurvivesLayerOutage
 from proctoring.consumers import monitor_group, parse_message
 from proctoring.decisions import ReviewError
 from proctoring.review.selectors import exam_for_review, exam_roster
@@ -42,7 +42,7 @@ def _exam_if_allowed(exam_id: int, user: Any) -> Exam | None:
     return exam_for_review(user=user, exam_id=exam_id) if user is not None else None
 
 
-class MonitorConsumer(SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
+class MonitorConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
     exam_id: int | None = None
 
     async def connect(self) -> None:

@@ -18,6 +18,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -28,6 +29,7 @@ from proctoring.models import BrowserSignal, Flag, InstructorMessage, Observatio
 from proctoring.permissions import user_can_review_exam
 from proctoring.pool.base import EXPIRED, OK, REJECTED, AnalysisResult
 from proctoring.selectors import current_embedding_model, enrolled_face_of, session_open_flags
+from proctoring.services import frame_rows
 from proctoring.services.evidence import snapshot_store
 from proctoring.vision.change import CHANGE_THRESHOLD
 from proctoring.vision.packs import embedding_pack_of
@@ -249,31 +251,27 @@ def session_record_result(
     Pose and gaze come relative to the student's neutral pose from the worker (FrameJob.enrolled).
     """
     with transaction.atomic():
-        session = ProctoringSession.objects.select_for_update().select_related("attempt").get(pk=session_id)
-        if session.status != ProctoringSession.Status.ACTIVE:
-            return FrameOutcome(ended=session.end_reason or "ended")
-        settings = rules.RuleSettings.from_dict(session.settings_snapshot)
-        state = rules.RuleState.from_dict(session.state)
-        session.frames_dropped += dropped
-        update = ["state", "frames_dropped"]
+        locked = frame_rows.session_lock(session_id)
+        if locked.status != ProctoringSession.Status.ACTIVE:
+            return FrameOutcome(ended=locked.end_reason or "ended")
+        settings = rules.RuleSettings.from_dict(locked.settings_snapshot)
+        state = rules.RuleState.from_dict(locked.state)
 
         if result.status != OK:
             event = _PROBLEM_EVENT.get(result.status, "ERROR")
             decision = rules.server_problem(state, at=received_at, event=event, settings=settings)
             StreamEvent.objects.create(
-                session=session,
+                session_id=session_id,
                 kind=_PROBLEM_KIND[event],
                 at=_when(received_at),
                 details={"seq": seq, "status": result.status, "reason": result.reason, "worker": result.worker},
             )
+            counters: dict[str, Any] = {"frames_dropped": F("frames_dropped") + dropped}
             if event == "OVERLOADED":
-                session.frames_shed += 1
-                update.append("frames_shed")
+                counters["frames_shed"] = F("frames_shed") + 1
             elif event == "ERROR":
-                session.server_errors += 1
-                update.append("server_errors")
-            session.state = decision.state.to_dict()
-            session.save(update_fields=update)
+                counters["server_errors"] = F("server_errors") + 1
+            ProctoringSession.objects.filter(pk=session_id).update(state=decision.state.to_dict(), **counters)
             problems = [dict(e) for e in decision.events]
             for problem in problems:
                 if problem["event"] == "FRAME_REJECTED":
@@ -281,15 +279,15 @@ def session_record_result(
             return FrameOutcome(events=problems, identity_due=rules.identity_due(decision.state, settings))
 
         seen = Seen.from_dict(result.observation or {})
-        if seq <= session.last_seq:
+        if seq <= locked.last_seq:
             # A replaced connection's last frame landed after the new connection numbered its first one. Keep both
             # observations rather than lose one: this one takes the next free number. (The locked row knows the
             # last number, so no query per frame asks the observations.)
-            seq = session.last_seq + 1
+            seq = locked.last_seq + 1
         record = rules.FrameRecord.from_observation(seen, seq=seq, at=received_at)
         decision = rules.step(state, record, settings)
-        Observation.objects.create(
-            session=session,
+        frame_rows.observation_insert(
+            session_id=session_id,
             seq=seq,
             captured_at=_when(received_at),
             face_count=record.face_count,
@@ -312,41 +310,45 @@ def session_record_result(
             model_versions=dict(seen.models),
         )
         flag_ids: dict[str, int] = {}
-        for closed in decision.closes:
-            flag_close(session=session, closed=closed)
-        for opened in decision.opens:
-            if opened.kind == rules.PHONE_DETECTED:
-                opened = dataclasses.replace(opened, details={**opened.details, **_object_evidence(seq, result)})
-            elif opened.kind == rules.IDENTITY_MISMATCH:
-                opened = dataclasses.replace(
-                    opened, details={**opened.details, **_identity_evidence(session, seq, settings)}
+        if decision.opens or decision.closes:
+            # A few frames in a hundred: these go through the ORM, on the row this transaction has locked.
+            session = ProctoringSession.objects.get(pk=session_id)
+            for closed in decision.closes:
+                flag_close(session=session, closed=closed)
+            for opened in decision.opens:
+                if opened.kind == rules.PHONE_DETECTED:
+                    opened = dataclasses.replace(opened, details={**opened.details, **_object_evidence(seq, result)})
+                elif opened.kind == rules.IDENTITY_MISMATCH:
+                    opened = dataclasses.replace(
+                        opened, details={**opened.details, **_identity_evidence(session, seq, settings)}
+                    )
+                flag = flag_open(
+                    session=session,
+                    opened=opened,
+                    model_version=model_version_of(seen.models),
+                    frame=frame,
+                    width=seen.width,
+                    height=seen.height,
+                    settings_snapshot=locked.settings_snapshot,
                 )
-            flag = flag_open(
-                session=session,
-                opened=opened,
-                model_version=model_version_of(seen.models),
-                frame=frame,
-                width=seen.width,
-                height=seen.height,
-                settings_snapshot=session.settings_snapshot,
-            )
-            flag_ids[opened.kind] = flag.pk
-        session.state = decision.state.to_dict()
-        session.last_frame_at = _when(received_at)
-        session.frames_analysed += 1
-        session.last_seq = seq
-        session.save(update_fields=[*update, "last_frame_at", "frames_analysed", "last_seq"])
+                flag_ids[opened.kind] = flag.pk
+        frame_rows.session_frame_update(
+            session_id=session_id,
+            state=decision.state.to_dict(),
+            dropped=dropped,
+            last_frame_at=_when(received_at),
+            last_seq=seq,
+        )
 
         ended = None
-        attempt = session.attempt
-        if not attempt.is_live():
+        if not locked.attempt.is_live():
             ended = "attempt_closed"
         elif settings.end_after_confirmed:
-            confirmed = Flag.objects.filter(session__attempt=attempt, status=Flag.Status.CONFIRMED).count()
+            confirmed = Flag.objects.filter(session__attempt_id=locked.attempt_id, status=Flag.Status.CONFIRMED).count()
             if rules.end_due(confirmed=confirmed, settings=settings):
                 ended = "violations"
         if ended:
-            _end(session, reason=ended)
+            _end(ProctoringSession.objects.get(pk=session_id), reason=ended)
 
     events: list[dict[str, Any]] = []
     alerts = []

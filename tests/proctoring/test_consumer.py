@@ -232,10 +232,27 @@ async def test_alice_gets_each_event_of_the_vocabulary(alice):
     assert away[0]["score"] == 10
     assert all(e.get("message") for e in mismatch + away)
     await socket.disconnect()
-
     assert await db(Observation.objects.filter(session__attempt=attempt).count)() == 6
     # Single frames are guidance, not evidence: no flag without k of n.
     assert await db(Flag.objects.count)() == 0
+
+
+async def test_a_frame_does_not_wait_for_channels_thread_sensitive_thread(alice, monkeypatch):
+    # Channels closes old connections on its one thread-sensitive thread before every message a consumer handles;
+    # these consumers close their own (examsite.websocket.ClosesItsOwnConnections), so no message waits for it.
+    hops: list[str] = []
+
+    async def hop() -> None:
+        hops.append("close_old_connections")
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", hop)
+    attempt = await db(sitting)(alice)
+    socket, _ = await join(alice, attempt.pk)
+    assert names(await show(socket, "alice")) == ["FRAME_ACK", "AUTHORIZED", "ATTENTION_UPDATE"]
+    assert "PHONE_DETECTED" in names(await show(socket, "phone"))
+    await socket.disconnect()
+    assert hops == []
+    assert await db(Observation.objects.filter(session__attempt=attempt).count)() == 2
 
 
 async def test_the_cooldown_holds_back_a_repeated_event(alice):
