@@ -1,9 +1,9 @@
 """The three statements every analysed frame runs, in SQL of their own instead of the ORM's.
 
 Every analysed frame locks its session's row, inserts an Observation and updates the session: at 150 students that
-is 75 times a second on a 2-core box that also runs the models. The ORM spent about 1.0 ms of the server's CPU on
-those three (query compilation, model instances, parameter quoting), 0.27 ms as plain SQL through the same
-connection (`bench/frame_rows.py`), and the ORM's share was 41% of daphne's GIL time (py-spy, issue 8).
+is 75 times a second on a 2-core box that also runs the models. The ORM spent 1.08 ms of the server's CPU a frame
+on those three (query compilation, model instances, parameter quoting), these 0.43 ms (`bench/frame_rows.py`), and
+at 150 students the ORM's share was 41% of the time daphne held the GIL (py-spy, issue 8).
 
 Nothing else changes: the statements run on Django's connection inside the caller's transaction, and table names,
 column names, parameters and values go through the models' own fields (`_meta`, `get_db_prep_save`, Django's
