@@ -78,7 +78,13 @@ def _lock_sql() -> str:
     session, attempt = ProctoringSession._meta.db_table, Attempt._meta.db_table
     columns = [f"s.{_column(ProctoringSession, name)}" for name in _SESSION_FIELDS]
     columns += [f"a.{_column(Attempt, name)}" for name in _ATTEMPT_FIELDS]
-    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    # The session's row only where the database can say so (PostgreSQL); elsewhere what select_for_update() does with
+    # select_related() (MySQL locks the attempt's row too); SQLite has no row locks (IMMEDIATE transactions instead).
+    lock = ""
+    if connection.features.has_select_for_update_of:
+        lock = " FOR UPDATE OF s"
+    elif connection.features.has_select_for_update:
+        lock = " FOR UPDATE"
     joined = f"a.{_column(Attempt, 'id')} = s.{_column(ProctoringSession, 'attempt')}"
     return (
         f"SELECT {', '.join(columns)} FROM {connection.ops.quote_name(session)} s "
