@@ -193,7 +193,9 @@ class Processes:
             self.env["REDIS_URL"] = redis
         else:
             self.env.pop("REDIS_URL", None)
-        self.env.pop("INFERENCE_ANALYZER", None)
+        if "INFERENCE_ANALYZER" not in (extra_env or {}):
+            # Real models unless the command asks otherwise (bench/slowbox.py): never one inherited from a test run.
+            self.env.pop("INFERENCE_ANALYZER", None)
         self.port = port
         self.server = subprocess.Popen(
             [
