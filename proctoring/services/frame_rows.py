@@ -35,8 +35,7 @@ class LockedSession:
     state: dict[str, Any]
     settings_snapshot: dict[str, Any]
     last_seq: int
-    attempt_id: int
-    attempt: Attempt  # status and deadline only: enough for Attempt.is_live()
+    attempt: Attempt  # its id, status and deadline only: enough for Attempt.is_live()
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
@@ -109,7 +108,6 @@ def session_lock(session_id: int) -> LockedSession:
         state=read["state"] or {},
         settings_snapshot=read["settings_snapshot"] or {},
         last_seq=values["last_seq"],
-        attempt_id=values["attempt"],
         attempt=Attempt(id=values["attempt"], status=status, deadline=_from_db(Attempt, "deadline", deadline)),
     )
 

@@ -344,7 +344,7 @@ def session_record_result(
         if not locked.attempt.is_live():
             ended = "attempt_closed"
         elif settings.end_after_confirmed:
-            confirmed = Flag.objects.filter(session__attempt_id=locked.attempt_id, status=Flag.Status.CONFIRMED).count()
+            confirmed = Flag.objects.filter(session__attempt_id=locked.attempt.pk, status=Flag.Status.CONFIRMED).count()
             if rules.end_due(confirmed=confirmed, settings=settings):
                 ended = "violations"
         if ended:

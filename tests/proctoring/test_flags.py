@@ -133,6 +133,30 @@ def test_ending_the_attempt_ends_its_session(alice):
     assert refused.value.code == 4409
 
 
+def test_a_frame_ends_the_session_once_humans_confirmed_as_many_flags_as_the_exam_allows(alice):
+    start = session_open(attempt_id=attempt_of(alice, k=1, n=1, end_after_confirmed=1).pk, user=alice)
+    feed(start.session_id, [seen(phone=0.9), seen()])
+    assert ProctoringSession.objects.get().status == "active"  # an open flag alone never ends anything
+    Flag.objects.update(status=Flag.Status.CONFIRMED)  # a reviewer confirmed it
+    outcome = session_record_result(
+        session_id=start.session_id, seq=3, received_at=timezone.now().timestamp() + 10, result=seen(), frame=b""
+    )
+    assert outcome.ended == "violations"
+    session = ProctoringSession.objects.get()
+    assert (session.status, session.end_reason, session.frames_analysed) == ("ended", "violations", 3)
+
+
+def test_a_frame_after_the_deadline_ends_the_session_as_attempt_closed(alice):
+    attempt = attempt_of(alice)
+    start = session_open(attempt_id=attempt.pk, user=alice)
+    Attempt.objects.filter(pk=attempt.pk).update(deadline=timezone.now() - timedelta(hours=1))
+    outcome = session_record_result(
+        session_id=start.session_id, seq=1, received_at=timezone.now().timestamp(), result=seen(), frame=b""
+    )
+    assert outcome.ended == "attempt_closed"
+    assert ProctoringSession.objects.get().status == "ended"
+
+
 def test_one_open_session_per_attempt_is_a_database_invariant(alice):
     from django.db import IntegrityError
 

@@ -81,7 +81,7 @@ def test_the_lock_reads_the_session_and_its_attempt_as_the_orm_does():
         locked = frame_rows.session_lock(session.pk)
     assert locked.status == "active" and locked.end_reason == ""
     assert (locked.state, locked.settings_snapshot, locked.last_seq) == ({"frames": [1, 2]}, {"k": 3, "n": 5}, 41)
-    assert locked.attempt_id == session.attempt_id
+    assert locked.attempt.pk == session.attempt_id
     assert locked.attempt.deadline == session.attempt.deadline
     assert locked.attempt.is_live()
 
