@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,52 +54,47 @@ def main(argv: list[str]) -> int:
     frames = [evalset.webcam_frame(evalset.load(name)) for name in FRAME_SOURCES]
 
     objects = analyzer.object_detector
-    tensors = {"objects": [objects.preprocess(frame)[0] for frame in frames]}
-    compiled: dict[str, dict[int, object]] = {"objects": {}}
+    tensors = [objects.preprocess(frame)[0] for frame in frames]
     size = int(objects.params.get("input_size", 300))
+    nets: dict[int, Any] = {}
+    inputs: dict[int, dict[str, np.ndarray]] = {}
     for batch in BATCHES:
         shape = [batch, size, size, 3]
-        compiled["objects"][batch] = openvino_compiled(
+        nets[batch] = openvino_compiled(
             objects.files["model"], threads=1, reshape={ssd.INPUT_TENSOR: shape, ssd.IMAGE_TENSOR: shape},
             pixels=ssd.PIXELS,
         )  # fmt: skip
-
-    def batch_of(model: str, batch: int) -> dict[str, np.ndarray]:
-        parts = [tensors[model][i % len(frames)] for i in range(batch)]
         # The cut graph keeps the image parameter; only its static shape matters (SSDMobileNetDetector.infer).
-        return {
-            ssd.INPUT_TENSOR: np.concatenate(parts, axis=0),
-            ssd.IMAGE_TENSOR: np.zeros([batch, size, size, 3], np.uint8),
+        inputs[batch] = {
+            ssd.INPUT_TENSOR: np.concatenate([tensors[i % len(frames)] for i in range(batch)], axis=0),
+            ssd.IMAGE_TENSOR: np.zeros(shape, np.uint8),
         }
 
-    inputs = {model: {batch: batch_of(model, batch) for batch in BATCHES} for model in compiled}
     # The same answers, batched or not: each frame's class logits against the detector's own batch-1 run.
-    reference = [np.asarray(objects.infer(t)[0]) for t in tensors["objects"]]
+    reference = [np.asarray(objects.infer(t)[0]) for t in tensors]
     largest_difference = 0.0
-    for batch, net in compiled["objects"].items():
-        result = net(inputs["objects"][batch])  # type: ignore[operator]
-        logits = next(np.asarray(result[out]) for out in net.outputs if out.get_any_name() == ssd.LOGITS_TENSOR)  # type: ignore[attr-defined]
+    for batch, net in nets.items():
+        outputs = net(inputs[batch])
+        logits = next(np.asarray(outputs[out]) for out in net.outputs if out.get_any_name() == ssd.LOGITS_TENSOR)
         for i in range(batch):
-            difference = float(np.abs(logits[i] - reference[i % len(frames)][0]).max())
-            largest_difference = max(largest_difference, difference)
-    per_frame: dict[str, dict[int, list[float]]] = {m: {b: [] for b in BATCHES} for m in compiled}
-    for model, by_batch in compiled.items():
-        for batch, net in by_batch.items():
-            for _ in range(5):
-                net(inputs[model][batch])  # type: ignore[operator]
+            largest_difference = max(largest_difference, float(np.abs(logits[i] - reference[i % len(frames)][0]).max()))
+
+    per_frame: dict[int, list[float]] = {batch: [] for batch in BATCHES}
+    for batch, net in nets.items():
+        for _ in range(5):
+            net(inputs[batch])
     for _ in range(args.rounds):
-        for model, by_batch in compiled.items():
-            for batch, net in by_batch.items():
-                start = time.perf_counter()
-                net(inputs[model][batch])  # type: ignore[operator]
-                per_frame[model][batch].append((time.perf_counter() - start) * 1000.0 / batch)
-    result: dict[str, object] = {}
-    for model in compiled:
-        medians = {batch: round(statistics.median(per_frame[model][batch]), 2) for batch in BATCHES}
-        result[model] = {
+        for batch, net in nets.items():
+            start = time.perf_counter()
+            net(inputs[batch])
+            per_frame[batch].append((time.perf_counter() - start) * 1000.0 / batch)
+    medians = {batch: round(statistics.median(per_frame[batch]), 2) for batch in BATCHES}
+    result: dict[str, Any] = {
+        "objects": {
             "ms_per_frame_median": {str(b): m for b, m in medians.items()},
             "saving_vs_batch_1": {str(b): round(1 - m / medians[1], 3) for b, m in medians.items()},
         }
+    }
     result["largest_logit_difference_vs_unbatched"] = round(largest_difference, 4)
     result["meta"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
