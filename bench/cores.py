@@ -184,6 +184,8 @@ def main() -> int:
         conn.send(None)
         process.join(timeout=10)
 
+    from bench.pipeline import _cpu_name as cpu_name
+
     median_ms = {k: round(statistics.median(v) * 1000, 1) for k, v in times.items()}
 
     def per_frame_ms(blocks: list[float]) -> float:
@@ -204,7 +206,7 @@ def main() -> int:
     result = {
         "what": "CPU ms of a block of work on one core, alone and beside a neighbour on the other core; slowdown: "
         "the median over rounds of (beside / alone in the same round), with its range",
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": cores,
         "rounds": args.rounds,
         "blocks_per_round": args.blocks,
@@ -236,16 +238,6 @@ def main() -> int:
     print(f"two cores do {result['two_cores_do']} times the work of one: {result['verdict']}")
     print(f"wrote {args.out}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":
