@@ -63,28 +63,15 @@ def worker_block_factory() -> Any:
 
     os.environ["INFERENCE_THREADS"] = "1"
     evalset._setup_django()
-    from bench.capacity import EPISODES, VARIANTS, Student, behaviour, frame_variants
+    from bench.pipeline import enrolled_student, student_streams
     from proctoring.pool import base
     from proctoring.rules import RuleSettings
-    from proctoring.vision.types import EnrolledFace
 
     base.worker_init(None, threads=1)
-    analyzer = base._analyzer
-    if analyzer is None:
+    if base._analyzer is None:
         raise SystemExit(f"the analyzer did not load: {base._analyzer_error}")
-    reference = evalset.load("astronaut")
-    ref = analyzer.describe_face(reference, analyzer.main_face(analyzer.detector.detect(reference)))
-    enrolled = EnrolledFace(
-        embedding=tuple(float(v) for v in ref.embedding),
-        pack=analyzer.embedding_pack,
-        model_id=analyzer.embedding_model_id,
-        neutral=ref.pose,
-    )
-    variants = frame_variants(seed=1)
-    frames = []
-    for index in range(len(EPISODES)):
-        student = Student(index, 0, "")
-        frames.extend(variants[behaviour(student, 2.0 * k)][k % VARIANTS] for k in range(30))
+    enrolled = enrolled_student(base._analyzer)
+    frames = [frame for stream in student_streams() for frame in stream]
     reuse = RuleSettings().object_reuse_frames
     state = {"at": 0, "memory": None}
 

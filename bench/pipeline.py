@@ -56,21 +56,13 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
     evalset._setup_django()
     from proctoring.vision.frames import decode_frame, encode_jpeg
     from proctoring.vision.pipeline import get_analyzer
-    from proctoring.vision.types import EnrolledFace, Face
+    from proctoring.vision.types import Face
 
     if not evalset.is_fetched():
         raise SystemExit("the evaluation set is not fetched: run `python bench/evalset.py fetch`")
     analyzer = get_analyzer(pack, threads=1)
 
-    # The enrolled student: the astronaut photo, enrolled the way face_enrol does.
-    reference = evalset.load("astronaut")
-    ref = analyzer.describe_face(reference, analyzer.main_face(analyzer.detector.detect(reference)))
-    enrolled = EnrolledFace(
-        embedding=tuple(float(v) for v in ref.embedding),
-        pack=analyzer.embedding_pack,
-        model_id=analyzer.embedding_model_id,
-        neutral=ref.pose,
-    )
+    enrolled = enrolled_student(analyzer)
     jpegs = [encode_jpeg(evalset.webcam_frame(evalset.load(name)), quality=80) for name in FRAME_SOURCES]
     decode_times, images = [], []
     for data in jpegs * 5:
@@ -172,20 +164,41 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
     return result
 
 
-def chosen_settings(enrolled, *, per_student: int = 30) -> dict:
-    import uuid
+def enrolled_student(analyzer):
+    """The enrolled student: the astronaut photo, enrolled the way face_enrol does."""
+    from proctoring.vision.types import EnrolledFace
 
+    reference = evalset.load("astronaut")
+    ref = analyzer.describe_face(reference, analyzer.main_face(analyzer.detector.detect(reference)))
+    return EnrolledFace(
+        embedding=tuple(float(v) for v in ref.embedding),
+        pack=analyzer.embedding_pack,
+        model_id=analyzer.embedding_model_id,
+        neutral=ref.pose,
+    )
+
+
+def student_streams(per_student: int = 30) -> list[list[bytes]]:
+    """One simulated student of bench/capacity.py per episode kind, a JPEG every 2 s, each through a whole
+    episode."""
     from bench.capacity import EPISODES, VARIANTS, Student, behaviour, frame_variants
-    from proctoring.pool.base import AnalysisResult, FrameJob, analyze_job, objects_memory_after, worker_init
-    from proctoring.rules import RuleSettings
 
-    worker_init(None, threads=1)  # the same analyzer, through the worker's entry point
     variants = frame_variants(seed=1)
-    # One simulated student per episode kind, a frame every 2 s, each through a whole episode.
     streams = []
     for index in range(len(EPISODES)):
         student = Student(index, 0, "")
         streams.append([variants[behaviour(student, 2.0 * k)][k % VARIANTS] for k in range(per_student)])
+    return streams
+
+
+def chosen_settings(enrolled, *, per_student: int = 30) -> dict:
+    import uuid
+
+    from proctoring.pool.base import AnalysisResult, FrameJob, analyze_job, objects_memory_after, worker_init
+    from proctoring.rules import RuleSettings
+
+    worker_init(None, threads=1)  # the same analyzer, through the worker's entry point
+    streams = student_streams(per_student)
 
     def run(reuse: int) -> dict:
         costs, measured, reused_identity = [], 0, 0
