@@ -253,13 +253,19 @@ class PoseEstimator(Model):
 
 class ObjectDetector(Model):
     role = "objects"
+    # Whether the last frame's outputs were decided by a full-precision recheck (needs_recheck).
+    last_rechecked: bool = False
 
     def detect(self, image: np.ndarray, *, labels: frozenset[str] | None = None) -> list[DetectedObject]:
         """Objects whose label is in ``labels`` (all COCO labels when None), best first."""
         self.load()
         self.last_infer_ms = 0.0
+        self.last_rechecked = False
         tensors, meta = self.preprocess(image)
         outputs = self._timed(self.infer, tensors)
+        if self.needs_recheck(outputs, labels):
+            outputs = self._timed(self.recheck, tensors)
+            self.last_rechecked = True
         # Post-processing may skip labels nobody asked for (the SSD decodes only those columns).
         found = self.postprocess(outputs, {**meta, "labels": labels})
         return [o for o in found if labels is None or o.label in labels]
@@ -272,6 +278,14 @@ class ObjectDetector(Model):
 
     @abstractmethod
     def postprocess(self, outputs: Any, meta: dict[str, Any]) -> list[DetectedObject]: ...
+
+    def needs_recheck(self, outputs: Any, labels: frozenset[str] | None) -> bool:
+        """Whether the outputs of a fast, reduced-precision run are too close to a threshold to decide on, so that
+        `recheck` runs the frame again in full precision (the SSD's; none by default)."""
+        return False
+
+    def recheck(self, tensors: Any) -> Any:
+        raise NotImplementedError
 
 
 def l2_normalise(vector: np.ndarray) -> np.ndarray:
@@ -311,13 +325,15 @@ def openvino_compiled(
     reshape: dict[str, Any] | None = None,
     pixels: PixelFormat | None = None,
     full_precision: bool = False,
+    precision: str | None = None,
 ) -> Any:
     """An OpenVINO compiled model (IR, ONNX or TFLite) with INFERENCE_NUM_THREADS explicit, for the same reason,
     denormals flushed to zero, and optionally the pixel conversion built into the graph (see Model.open_session).
-    `full_precision`: f32 unless INFERENCE_PRECISION forces bf16 (Model.full_precision)."""
+    `full_precision`: f32 unless INFERENCE_PRECISION forces bf16 (Model.full_precision). `precision`: this one,
+    whatever INFERENCE_PRECISION says (the phone detector's f32 recheck, proctoring.vision.ssd)."""
     import openvino as ov  # lazy: a runtime loads with its first model
 
-    precision = os.environ.get("INFERENCE_PRECISION", "auto")
+    precision = precision or os.environ.get("INFERENCE_PRECISION", "auto")
     if precision not in PRECISIONS:
         raise ModelPackError(f"INFERENCE_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     try:
@@ -370,6 +386,13 @@ def openvino_compiled(
         return native if chosen == "bf16" else f32
     except Exception as exc:
         raise ModelPackError(f"cannot load model file {path}: {exc}") from exc
+
+
+def runs_in_bf16(compiled: Any) -> bool:
+    """Whether an OpenVINO compiled model computes in bf16 (auto chose it, or INFERENCE_PRECISION forced it)."""
+    import openvino as ov  # lazy: a runtime loads with its first model
+
+    return bool(compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16)
 
 
 # What auto measured, kept beside the model files per CPU, OpenVINO version and thread count: the next worker to

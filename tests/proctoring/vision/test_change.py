@@ -132,6 +132,26 @@ def test_the_detector_runs_again_once_the_reuses_are_spent_even_on_an_unchanged_
     assert spent["objects_from_seq"] is None and "objects" in spent["timings"]
 
 
+def test_where_the_detector_runs_in_bf16_its_phone_decisions_are_those_of_f32(analyzer, evalset, photo, monkeypatch):
+    """Twelve frames of a small phone held up beside the student, scored 0.50-0.64 in f32 but five of them under 0.5
+    in bf16 on an AMX Xeon: the f32 recheck (proctoring.vision.ssd) must give back f32's phones, score for score."""
+    from proctoring.vision.base import runs_in_bf16
+
+    fast = analyzer.object_detector
+    if not runs_in_bf16(fast.session):
+        pytest.skip("the phone detector runs in f32 on this CPU: there is nothing to recheck")
+    monkeypatch.setenv("INFERENCE_PRECISION", "f32")
+    f32 = type(fast)(files=fast.files, params=fast.params, threads=1)
+    frames = [cv2.imdecode(np.frombuffer(jpeg(with_phone(evalset, photo, seed=s)), np.uint8), cv2.IMREAD_COLOR)
+              for s in range(12)]  # fmt: skip
+    phones = frozenset({"cell phone"})
+    for frame in frames:
+        expected = [(o.label, o.score) for o in f32.detect(frame, labels=phones)]
+        assert [(o.label, pytest.approx(o.score, abs=1e-3)) for o in fast.detect(frame, labels=phones)] == expected
+        assert fast.last_rechecked
+    assert fast.exact is not None and f32.exact is None
+
+
 # --- Identity follows the same rule, for matches only --------------------------------------------------------------
 
 
