@@ -37,13 +37,13 @@ def close_oversized_messages_with_1009() -> None:
 
 close_oversized_messages_with_1009()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from examsite.housekeeping import start_in_process as start_housekeeping  # noqa: E402
-from examsite.websocket import HandshakeGuard, UnknownPathConsumer  # noqa: E402
+from examsite.websocket import HandshakeGuard, UnknownPathConsumer, UserOnFirstUse  # noqa: E402
 from proctoring.review.routing import websocket_urlpatterns as review_sockets  # noqa: E402
 from proctoring.routing import websocket_urlpatterns as proctoring_sockets  # noqa: E402
 
@@ -55,6 +55,8 @@ websocket_urlpatterns = [*proctoring_sockets, *review_sockets, re_path(r"", Unkn
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(HandshakeGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
+        "websocket": AllowedHostsOriginValidator(
+            HandshakeGuard(SessionMiddlewareStack(UserOnFirstUse(URLRouter(websocket_urlpatterns))))
+        ),
     }
 )

@@ -7,12 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.auth import AuthMiddleware, get_user
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.db import DatabaseError
+from django.utils.functional import SimpleLazyObject
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -90,12 +92,35 @@ class ClosesItsOwnConnections:
         await handler(message)
 
 
+class UserOnFirstUse(AuthMiddleware):
+    """Channels' AuthMiddleware without the database in the handshake: the user is looked up where a consumer first
+    asks for it, in that consumer's first database call, instead of before the accept.
+
+    Channels reads the session and the user on its one thread-sensitive thread before any consumer runs. When 200
+    students pressed Start in the same second while the workers loaded their models, those lookups queued on that
+    thread behind each other and beside the session opens, and Autobahn dropped the sockets still waiting at its 5 s
+    handshake timeout: 0 to 55 lost in each run on a 2-core Xeon, all at the same moment. A consumer reads
+    `scope["user"]` only inside a sync call (database_sync_to_async, proctoring.consumers.db_call); read on the event
+    loop it raises Django's SynchronousOnlyOperation instead of blocking the loop.
+    """
+
+    def populate_scope(self, scope: dict[str, Any]) -> None:
+        given = "user" in scope  # a user put there before (a test's scope) stays
+        super().populate_scope(scope)  # requires the session
+        if not given:
+            scope["user"] = SimpleLazyObject(lambda: get_user.func(scope))
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        return None
+
+
 class HandshakeGuard:
     """Turn a database outage during the handshake into a clean refusal: accept, then close with 4503.
 
-    Channels' AuthMiddleware reads the session and the user from the database before any consumer runs; during an
-    outage that raised out of the application, and daphne answered the handshake with a bare HTTP 500. After the
-    handshake the consumers handle outages themselves, so this only acts while nothing has been sent yet.
+    Channels' AuthMiddleware read the session and the user from the database before any consumer ran (UserOnFirstUse
+    leaves that to the consumers now, but the monitor still reads before it accepts); during an outage that raised
+    out of the application, and daphne answered the handshake with a bare HTTP 500. After the handshake the
+    consumers handle outages themselves, so this only acts while nothing has been sent yet.
     """
 
     def __init__(self, inner: Any) -> None:

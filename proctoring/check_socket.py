@@ -7,19 +7,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
 
-from examsite.websocket import ClosesItsOwnConnections, SurvivesLayerOutage
+from examsite.websocket import TRY_AGAIN_LATER, ClosesItsOwnConnections, SurvivesLayerOutage
 from proctoring.consumers import parse_message
 
 MAX_TEXT_BYTES = 1024
 
 
+def signed_in(user: Any) -> bool:
+    """Called in a sync thread: the handshake leaves the user to be looked up on first use (UserOnFirstUse)."""
+    return user is not None and bool(user.is_authenticated)
+
+
 class CheckConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        user = self.scope.get("user")
         await self.accept()
-        if user is None or not user.is_authenticated:
+        try:
+            known = await database_sync_to_async(signed_in)(self.scope.get("user"))
+        except DatabaseError:
+            await self.close(code=TRY_AGAIN_LATER)
+            return
+        if not known:
             await self.close(code=4401)
             return
         await self.send_json({"event": "READY", "check": True})

@@ -17,7 +17,7 @@ from proctoring.pool.base import analyze_job, worker_process_start
 @worker_process_init.connect
 def _load_models(**_: Any) -> None:
     # Each prefork child loads the models once, before its first frame, and dies with the Celery master.
-    worker_process_start(settings.MODEL_PACK, settings.INFERENCE_THREADS)
+    worker_process_start(settings.MODEL_PACK, settings.INFERENCE_THREADS, nice=settings.INFERENCE_NICE)
 
 
 @app.task(

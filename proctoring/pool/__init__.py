@@ -32,6 +32,7 @@ def build_pool(kind: str | None = None) -> InferencePool:
             threads=settings.INFERENCE_THREADS,
             pack=settings.MODEL_PACK,
             timeout_s=timeout_s,
+            nice=settings.INFERENCE_NICE,
         )
     if kind == "celery":
         from .celery_backend import CeleryPool  # lazy: only the chosen back end loads

@@ -264,10 +264,15 @@ def spawning() -> Iterator[None]:
 
 
 def worker_process_start(
-    pack: str | None = None, threads: int = 1, analyzer_path: str | None = None, parent_pid: int | None = None
+    pack: str | None = None,
+    threads: int = 1,
+    analyzer_path: str | None = None,
+    parent_pid: int | None = None,
+    nice: int = 0,
 ) -> None:
     """The initializer of a dedicated worker process (the local pool's, a Celery prefork child): it dies with its
-    parent, then loads the models. Never called in a process that merely analyses a frame itself.
+    parent, lowers its CPU priority by `nice` (settings.INFERENCE_NICE), then loads the models. Never called in a
+    process that merely analyses a frame itself.
 
     Ctrl-C reaches every process of the terminal's process group: the parent stops its workers in order (atexit in
     proctoring.pool), so a worker ignores SIGINT instead of dying mid-frame with a KeyboardInterrupt traceback."""
@@ -277,6 +282,8 @@ def worker_process_start(
     # The parent's pid as the parent saw it: a worker still starting when the parent died would otherwise read its
     # new parent (init) here and watch that for ever.
     watch_parent(parent_pid or os.getppid())
+    if nice > 0:
+        os.nice(nice)
     worker_init(pack, threads, analyzer_path)
 
 

@@ -119,10 +119,12 @@ class LocalPool(InferencePool):
         pack: str | None = None,
         timeout_s: float = 5.0,
         analyzer_path: str | None = None,
+        nice: int = 0,
     ) -> None:
         super().__init__(timeout_s=timeout_s)
         self.workers = max(1, workers)
         self.threads = max(1, threads)
+        self.nice = nice
         self.pack = pack
         self.analyzer_path = analyzer_path or os.environ.get("INFERENCE_ANALYZER")
         self._executor: ProcessPoolExecutor | None = None
@@ -150,7 +152,7 @@ class LocalPool(InferencePool):
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=worker_process_start,
-                    initargs=(self.pack, self.threads, self.analyzer_path, os.getpid()),
+                    initargs=(self.pack, self.threads, self.analyzer_path, os.getpid(), self.nice),
                 )
                 ready = threading.Event()
                 self._executor, self._ready = executor, ready

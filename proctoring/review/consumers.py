@@ -37,9 +37,12 @@ class SnapshotEvent(TypedDict):
     tiles: list[dict[str, Any]]
 
 
-def _exam_if_allowed(exam_id: int, user: Any) -> Exam | None:
-    """The exam, when this user may review it (the review pages' own rule, review.selectors.exam_for_review)."""
-    return exam_for_review(user=user, exam_id=exam_id) if user is not None else None
+def _reviewer_and_exam(exam_id: int, user: Any) -> tuple[bool, Exam | None]:
+    """(signed in, the exam when this user may review it: the review pages' own rule, review.selectors.
+    exam_for_review). In a sync call: the handshake leaves the user to be looked up here (UserOnFirstUse)."""
+    if user is None or not user.is_authenticated:
+        return False, None
+    return True, exam_for_review(user=user, exam_id=exam_id)
 
 
 class MonitorConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncJsonWebsocketConsumer):
@@ -49,11 +52,11 @@ class MonitorConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncJsonWeb
         user = self.scope.get("user")
         exam_id = int(self.scope["url_route"]["kwargs"]["exam_id"])
         # Accept, then close with a code, so the page can tell "sign in again" from "not yours" (see consumers.py).
-        if user is None or not user.is_authenticated:
+        signed_in, exam = await database_sync_to_async(_reviewer_and_exam)(exam_id, user)
+        if not signed_in:
             await self.accept()
             await self.close(code=4401)
             return
-        exam = await database_sync_to_async(_exam_if_allowed)(exam_id, user)
         if exam is None:
             await self.accept()
             await self.close(code=4403)

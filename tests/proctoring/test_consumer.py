@@ -255,6 +255,34 @@ async def test_a_frame_does_not_wait_for_channels_thread_sensitive_thread(alice,
     assert await db(Observation.objects.filter(session__attempt=attempt).count)() == 2
 
 
+async def test_the_handshake_is_accepted_before_the_user_is_looked_up(alice, monkeypatch):
+    # Channels' AuthMiddleware looked every user up on its one thread-sensitive thread before the accept: 200
+    # students pressing Start at once while the workers loaded lost up to 55 handshakes to Autobahn's 5 s timeout.
+    # examsite.websocket.UserOnFirstUse leaves the lookup to the consumer's first database call, after the accept.
+    from channels.auth import get_user
+
+    from proctoring.consumers import ProctorConsumer
+
+    order: list[str] = []
+    lookup, accept = get_user.func, ProctorConsumer.accept
+
+    def looked_up(scope):
+        order.append("user lookup")
+        return lookup(scope)
+
+    async def accepted(self, *args, **kwargs):
+        order.append("accept")
+        return await accept(self, *args, **kwargs)
+
+    monkeypatch.setattr(get_user, "func", looked_up)
+    monkeypatch.setattr(ProctorConsumer, "accept", accepted)
+    attempt = await db(sitting)(alice)
+    socket, ready = await join(alice, attempt.pk)
+    assert ready["event"] == "READY"
+    assert order == ["accept", "user lookup"]
+    await socket.disconnect()
+
+
 async def test_the_cooldown_holds_back_a_repeated_event(alice):
     attempt = await db(sitting)(alice)
     socket, _ = await join(alice, attempt.pk)
