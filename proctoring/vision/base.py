@@ -263,9 +263,10 @@ class ObjectDetector(Model):
         self.last_rechecked = False
         tensors, meta = self.preprocess(image)
         outputs = self._timed(self.infer, tensors)
-        if self.needs_recheck(outputs, labels):
-            outputs = self._timed(self.recheck, tensors)
-            self.last_rechecked = True
+        rechecked = self._timed(self.recheck, tensors, outputs, labels)
+        self.last_rechecked = rechecked is not None
+        if rechecked is not None:
+            outputs = rechecked
         # Post-processing may skip labels nobody asked for (the SSD decodes only those columns).
         found = self.postprocess(outputs, {**meta, "labels": labels})
         return [o for o in found if labels is None or o.label in labels]
@@ -279,13 +280,10 @@ class ObjectDetector(Model):
     @abstractmethod
     def postprocess(self, outputs: Any, meta: dict[str, Any]) -> list[DetectedObject]: ...
 
-    def needs_recheck(self, outputs: Any, labels: frozenset[str] | None) -> bool:
-        """Whether the outputs of a fast, reduced-precision run are too close to a threshold to decide on, so that
-        `recheck` runs the frame again in full precision (the SSD's; none by default)."""
-        return False
-
-    def recheck(self, tensors: Any) -> Any:
-        raise NotImplementedError
+    def recheck(self, tensors: Any, outputs: Any, labels: frozenset[str] | None) -> Any:
+        """The outputs of a full-precision run of the frame when those of the fast, reduced-precision run are too
+        close to a threshold to decide on (the SSD's, proctoring.vision.ssd), else None: keep them."""
+        return None
 
 
 def l2_normalise(vector: np.ndarray) -> np.ndarray:

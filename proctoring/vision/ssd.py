@@ -81,18 +81,19 @@ class SSDMobileNetDetector(ObjectDetector):
         by_name = {out.get_any_name(): np.asarray(result[out]) for out in session.outputs}
         return by_name[LOGITS_TENSOR], by_name[BOXES_TENSOR]
 
-    def needs_recheck(self, outputs: tuple[np.ndarray, np.ndarray], labels: frozenset[str] | None) -> bool:
+    def recheck(
+        self, tensors: np.ndarray, outputs: tuple[np.ndarray, np.ndarray], labels: frozenset[str] | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The f32 twin's outputs when a requested label's bf16 logit lies within RECHECK_LOGIT_BAND of its
+        threshold anywhere in the frame; None when the detector runs in f32 already or nothing is that close."""
         if getattr(self, "exact", None) is None:
-            return False
+            return None
         logits = np.asarray(outputs[0], dtype=np.float32).reshape(-1, outputs[0].shape[-1])
         for label in self._wanted(labels):
             column = logits[:, LABEL_IDS[label]]
             if np.any(np.abs(column - threshold_logit(self._threshold(label))) < RECHECK_LOGIT_BAND):
-                return True
-        return False
-
-    def recheck(self, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.infer(tensors, self.exact)
+                return self.infer(tensors, self.exact)
+        return None
 
     def _wanted(self, labels: frozenset[str] | None) -> list[str]:
         return [label for label in LABEL_IDS if labels is None or label in labels]
