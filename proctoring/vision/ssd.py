@@ -51,6 +51,8 @@ class SSDMobileNetDetector(ObjectDetector):
     (0.6, as the TF OD config), max_per_label."""
 
     required_files = ("model", "anchors")
+    # The f32 twin where the detector runs in bf16 (recheck), set as the model loads.
+    exact: Any = None
 
     def _load(self) -> Any:
         size = int(self.params.get("input_size", 300))
@@ -86,7 +88,7 @@ class SSDMobileNetDetector(ObjectDetector):
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The f32 twin's outputs when a requested label's bf16 logit lies within RECHECK_LOGIT_BAND of its
         threshold anywhere in the frame; None when the detector runs in f32 already or nothing is that close."""
-        if getattr(self, "exact", None) is None:
+        if self.exact is None:
             return None
         logits = np.asarray(outputs[0], dtype=np.float32).reshape(-1, outputs[0].shape[-1])
         for label in self._wanted(labels):
