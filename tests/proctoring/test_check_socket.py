@@ -55,3 +55,17 @@ async def test_the_check_socket_refuses_anyone_not_signed_in_and_any_frame():
     await socket.send_to(bytes_data=b"\xff\xd8\xff")
     closed = await socket.receive_output()
     assert closed == {"type": "websocket.close", "code": 1003}
+
+
+async def test_a_database_outage_while_the_user_is_looked_up_is_a_clean_4503(monkeypatch):
+    # The user is looked up after the accept now (examsite.websocket.UserOnFirstUse), inside the consumer: an outage
+    # there must close with "try again later", as the proctoring socket does, not end the socket with a traceback.
+    from django.db import OperationalError
+
+    def outage(user):
+        raise OperationalError("the database is gone")
+
+    alice = await db(StudentFactory)(username="alice")
+    monkeypatch.setattr("proctoring.check_socket.signed_in", outage)
+    socket = await check_socket(alice)
+    assert await socket.receive_output() == {"type": "websocket.close", "code": 4503}
