@@ -57,6 +57,12 @@ KNEE_PACED = 0.97  # frames sent / frames a student at the exam's own interval w
 KNEE_RSS_GROWTH_MB = 25.0
 
 
+def answered_between(students: list[Student], start: float, end: float) -> list[float]:
+    """Frame-to-event times (ms) of the results that arrived in [start, end) (a student's result_times[0] is the
+    connect, each later one pairs with a latency)."""
+    return [ms for s in students for ms, t in zip(s.latencies, s.result_times[1:], strict=False) if start <= t < end]
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -164,9 +170,12 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                             student.unanswered += 1
 
             reader = asyncio.create_task(read())
-            next_at = time.perf_counter()
             k = random.randrange(VARIANTS)
-            student.result_times.append(time.perf_counter())
+            student.result_times.append(time.perf_counter())  # gaps count from the connect
+            # As the protocol asks (and the exam page does): the first frame at a random point of READY's
+            # start_within_ms.
+            await asyncio.sleep(random.random() * ready.get("start_within_ms", 0) / 1000.0)
+            next_at = time.perf_counter()
             while time.perf_counter() < stop_at:
                 acked.clear()
                 kind = behaviour(student, time.perf_counter() - t0)
@@ -242,6 +251,10 @@ async def client_main(args) -> dict:
         "overloaded_per_10s": [
             sum(1 for s in students for t in s.shed_times if lo <= t - t0 < lo + 10)
             for lo in range(0, int(args.duration) + 10, 10)
+        ],
+        # p95 frame-to-event of the frames answered in each 10 s of the step (the same split).
+        "p95_ms_per_10s": [
+            pct(answered_between(students, t0 + lo, t0 + lo + 10), 95) for lo in range(0, int(args.duration) + 10, 10)
         ],
         "error_events": events.get("ERROR", 0),
         "pace_events": events.get("PACE", 0),

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -96,6 +96,9 @@ class ReadyEvent(TypedDict):
     resumed: bool
     frame_interval_ms: int
     max_frame_bytes: int
+    reason: str
+    start_within_ms: int
+    message: NotRequired[str]
 
 
 class MonitorStatus(TypedDict, total=False):
@@ -275,7 +278,16 @@ class ProctorConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncWebsock
             "resumed": start.resumed,
             "frame_interval_ms": self.pace_ms,
             "max_frame_bytes": start.settings.max_frame_bytes,
+            "reason": "normal",
+            # The first frame at a random point of the first interval, as every client does after PACE, not at
+            # once: a room that presses Start in the same two seconds otherwise sends its first frames as one wave
+            # (300 students: 190 frames in the first 1.3 s, before the pool had measured anything to pace on), and
+            # the wave comes back every interval: after the first 20 s, p95 2.0-2.3 s with the wave and 0.11-0.25 s
+            # without it (bench/results/capacity.json, session23_ab_*).
+            "start_within_ms": self.pace_ms,
         }
+        if self.pace_ms > start.settings.frame_interval_ms:
+            ready["reason"], ready["message"] = "busy", PACE_MESSAGES["busy"]
         await self.send_json(ready)
         for message in start.messages:
             await self.send_json(message)

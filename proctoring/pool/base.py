@@ -593,6 +593,7 @@ class InferencePool(abc.ABC):
         who is connecting (READY).
         """
         now = time.monotonic()
+        factor_before = self._pace_factor
         capacity = self.capacity_fps()
         while self._sheds and now - self._sheds[0] >= 20.0:
             self._sheds.popleft()
@@ -638,6 +639,9 @@ class InferencePool(abc.ABC):
                 self._pace_factor = max(1.0, self._pace_factor - 0.25)
                 self._paced_at = now
         self._pace_factor = min(self._pace_factor, self.MAX_PACE_FACTOR)
+        if self._pace_factor != factor_before:
+            log.info("inference pool %s: pace x%.2f (was x%.2f): %s", self.name, self._pace_factor, factor_before,
+                     self.stats())  # fmt: skip
         if now - self._logged_at >= 30.0:
             self._logged_at = now
             log.info("inference pool %s: %s", self.name, self.stats())

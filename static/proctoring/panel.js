@@ -65,6 +65,7 @@ let stream = null;
 let ready = false;
 let finished = false;
 let intervalMs = DEFAULT_INTERVAL_MS;
+let firstFrameAt = 0; // performance.now() of the first frame READY asked for (start_within_ms)
 let maxFrameBytes = 2000000;
 let awaitingAck = false;
 let lastSentAt = 0;
@@ -257,9 +258,20 @@ function onMessage(message) {
       root.dataset.sessionId = String(data.session_id);
       intervalMs = Math.max(250, Number(data.frame_interval_ms) || DEFAULT_INTERVAL_MS);
       maxFrameBytes = Number(data.max_frame_bytes) || maxFrameBytes;
-      setConnection("connected", data.resumed ? "Connected. Your session continues." : "Connected.");
+      root.dataset.pace = data.reason || "";
       flushSignals();
-      scheduleFrame(0);
+      if (data.reason === "busy") {
+        // Joined a paced room: the same calm notice as PACE.
+        const resumed = data.resumed ? " Your session continues." : "";
+        setConnection("connected", `Connected.${resumed} Checks are a little slower right now.`);
+        notify("PACE", data.message || MESSAGES.PACE);
+      } else {
+        setConnection("connected", data.resumed ? "Connected. Your session continues." : "Connected.");
+      }
+      // The first frame at a random point of start_within_ms (docs/protocol.md), so that a room pressing Start
+      // together does not reach the workers as one wave.
+      firstFrameAt = performance.now() + Math.random() * Math.max(0, Number(data.start_within_ms) || 0);
+      scheduleFrame(firstFrameAt - performance.now());
       break;
     case "FRAME_ACK":
       awaitingAck = false;
@@ -417,7 +429,7 @@ async function startCamera() {
     cameraRetryButton.hidden = false;
     signal("camera_stopped");
   }));
-  if (ready && !awaitingAck) scheduleFrame(0);
+  if (ready && !awaitingAck) scheduleFrame(Math.max(0, firstFrameAt - performance.now()));
 }
 
 cameraRetryButton.addEventListener("click", startCamera);

@@ -274,3 +274,33 @@ def test_a_reload_keeps_the_notices_and_shows_the_instructors_messages_once(alic
     assert times and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in times), times
     assert errors == []
     context.close()
+
+
+def test_in_a_paced_room_the_first_frame_waits_its_turn_and_the_student_is_told_calmly(alices_attempt, browser):
+    context, page, server, errors = open_exam_page(browser, alices_attempt)
+    settle(page, lambda: server.connections)
+    page.wait_for_selector('#proctor-camera[data-state="on"]')
+    page.evaluate("Math.random = () => 0.75")  # where in the window this client lands
+
+    # READY from a busy room: the first frame at 0.75 of start_within_ms (1.2 s), not at once.
+    sent_at = time.monotonic()
+    busy = "Many students are being checked right now, so checks run a little less often."
+    server.send({"event": "READY", "session_id": 7, "resumed": False, "frame_interval_ms": 1000,
+                 "max_frame_bytes": 10**6, "reason": "busy", "start_within_ms": 1200, "message": busy})  # fmt: skip
+    page.wait_for_function(
+        "() => document.getElementById('proctor-connection').textContent.includes('a little slower right now')"
+    )
+    page.wait_for_selector('#proctor-alerts li[data-event="PACE"]')
+    page.wait_for_function("() => document.getElementById('proctor-polite').textContent.includes('less often')")
+    settle(page, lambda: len(server.frames()) == 1)
+    waited = server.frames()[0][0] - sent_at
+    assert 0.8 <= waited < 3.0, waited  # 0.9 s planned; never before 0.8 s
+
+    # Load falls: PACE normal restores the usual status line and interval.
+    server.send({"event": "FRAME_ACK", "seq": 1})
+    server.send({"event": "PACE", "frame_interval_ms": INTERVAL_MS, "reason": "normal",
+                 "message": "Checks are back to their usual pace."})  # fmt: skip
+    page.wait_for_function("() => document.getElementById('proctor-connection').textContent.trim() === 'Connected.'")
+    settle(page, lambda: len(server.frames()) == 2)
+    assert errors == []
+    context.close()

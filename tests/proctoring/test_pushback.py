@@ -304,6 +304,27 @@ async def test_alice_is_told_a_longer_interval_while_the_server_is_busy_and_the_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_student_joining_a_paced_room_is_told_so_and_spreads_the_first_frame(alice, slow_pool):
+    attempt = await db(sitting)(alice, frame_interval_ms=2000)
+    socket, ready = await join(alice, attempt.pk)
+    # A quiet room: the exam's own interval, the first frame at a random point of it (a room that presses Start
+    # together is one wave otherwise), and nothing to tell the student.
+    assert (ready["frame_interval_ms"], ready["reason"], ready["start_within_ms"]) == (2000, "normal", 2000)
+    assert "message" not in ready
+    await socket.disconnect()
+
+    # A room past what the workers can give: the joining student hears the pace in READY, calmly, and spreads the
+    # first frame over the paced interval.
+    students(slow_pool, 199)
+    slow_pool.capacity = 40.0
+    socket, ready = await join(alice, attempt.pk)
+    assert ready["frame_interval_ms"] == 5000 and ready["reason"] == "busy"
+    assert ready["start_within_ms"] == 5000
+    assert "Nothing is wrong on your side" in ready["message"]
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_paced_student_is_not_reported_stalled_at_the_exams_own_interval(alice, slow_pool):
     attempt = await db(sitting)(alice, frame_interval_ms=200, stall_after=2)
     socket, _ = await join(alice, attempt.pk)
