@@ -475,6 +475,10 @@ class InferencePool(abc.ABC):
         # those that run it, and a burst of either must not swing the pace.
         self._service_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self._cpu_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
+        # The same for sessions' first frames (see _observe): what a room costs while it connects, and the only
+        # measure there is until its sessions are running.
+        self._starting_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
+        self._starting_cpu_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self.worker_cpu_s = 0.0  # all the workers' CPU time so far, from their results
         self._pace_factor = 1.0
         self._paced_at = 0.0
@@ -483,6 +487,7 @@ class InferencePool(abc.ABC):
         self._sheds: collections.deque[float] = collections.deque()
         self._logged_at = time.monotonic()
         self._congested_since: float | None = None
+        self._paced_provisionally = False  # the current pace was set on a provisional capacity
 
     async def analyze(self, job: FrameJob, *, reply_channel: str | None = None) -> AnalysisResult:
         try:
@@ -495,7 +500,7 @@ class InferencePool(abc.ABC):
         except Exception as exc:  # noqa: BLE001 - a transport failure is a server error, never the student's
             log.exception("inference pool %s failed for session %s", self.name, job.session_id)
             return AnalysisResult(job_id=job.job_id, status=ERROR, reason="pool", message=f"{type(exc).__name__}")
-        self._observe(result)
+        self._observe(result, job)
         return result
 
     @abc.abstractmethod
@@ -530,29 +535,47 @@ class InferencePool(abc.ABC):
     def leave(self, key: str) -> None:
         self._sessions.pop(key, None)
 
-    def _observe(self, result: AnalysisResult) -> None:
+    def _observe(self, result: AnalysisResult, job: FrameJob | None = None) -> None:
         if result.worker_cpu_ms is not None:
             self.worker_cpu_s += result.worker_cpu_ms / 1000.0
+        # A session's first frame (or its first after a reconnect) has no earlier result to re-use, so it runs
+        # every check: 36-40 ms of a worker's CPU on a box where the room's frames then average 22 ms. A room that
+        # connects at once fills the window with such frames, and the capacity read from them paced 100 students
+        # to 4 s for their first 10 s on a box that serves them at 2 s (bench/results/capacity.json,
+        # session23_epyc_slow). They are the cost of starting, not of the room: a window of their own, which stands
+        # in only until the room's frames have been measured (`provisional`).
+        starting = job is not None and bool(job.objects) and job.objects_memory is None
         if result.status == OK and result.worker_ms is not None:
-            self._service_times.append(result.worker_ms / 1000.0)
+            wall, cpu = (
+                (self._starting_times, self._starting_cpu_times) if starting else (self._service_times, self._cpu_times)
+            )
+            wall.append(result.worker_ms / 1000.0)
             if result.worker_cpu_ms is not None:
-                self._cpu_times.append(result.worker_cpu_ms / 1000.0)
+                cpu.append(result.worker_cpu_ms / 1000.0)
         elif result.status == EXPIRED and result.reason != "warming":
             self._sheds.append(time.monotonic())
 
+    @staticmethod
+    def _mean(window: collections.deque[float]) -> float | None:
+        return sum(window) / len(window) if len(window) >= min(32, SERVICE_WINDOW) else None
+
+    @property
+    def provisional(self) -> bool:
+        """The service times come from sessions' first frames only: the room is still connecting."""
+        return self._mean(self._service_times) is None
+
     @property
     def _service_s(self) -> float | None:
-        """Mean time a worker spent on one of the recent frames, once there are enough of them to trust."""
-        if len(self._service_times) < min(32, SERVICE_WINDOW):
-            return None
-        return sum(self._service_times) / len(self._service_times)
+        """Mean time a worker spent on one of the recent frames, once there are enough of them to trust; until the
+        room's running frames are, its first frames' (`provisional`)."""
+        return self._mean(self._service_times) or self._mean(self._starting_times)
 
     @property
     def _cpu_service_s(self) -> float | None:
         """Mean CPU time a worker spent on one of the recent frames, as _service_s."""
-        if len(self._cpu_times) < min(32, SERVICE_WINDOW):
-            return None
-        return sum(self._cpu_times) / len(self._cpu_times)
+        if self.provisional:
+            return self._mean(self._starting_cpu_times)
+        return self._mean(self._cpu_times)
 
     def capacity_fps(self) -> float | None:
         """Frames per second the workers can analyse, or None when this server cannot know (remote workers)."""
@@ -607,7 +630,12 @@ class InferencePool(abc.ABC):
                 self._congested_since = None
             elif self._congested_since is None:
                 self._congested_since = now
-            settled = now - self._paced_at >= self.PACE_HOLD_S
+            # A pace set while the capacity was provisional (read from the room's first frames, which cost nearly
+            # twice its running ones) is corrected as soon as the running frames are measured, without the hold:
+            # held, it paced 100 students to 4 s for 10 s on a box that serves them at 2 s, and 125 to 3 s.
+            provisional = self.provisional
+            correcting = self._paced_provisionally and not provisional
+            settled = correcting or now - self._paced_at >= self.PACE_HOLD_S
             # A student joining a room that already asks more than the workers can give at all (not just more than
             # the comfortable 80%) slows the room at once: waiting for frames to pile up first costs seconds of
             # shedding when a whole room connects at twice the capacity.
@@ -618,9 +646,10 @@ class InferencePool(abc.ABC):
             if wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
                 self._pace_factor = wanted
                 self._paced_at = now
+                self._paced_provisionally = provisional
             elif (
                 self._pace_factor > 1.0
-                and now - self._paced_at >= self._ease_hold(now)
+                and (correcting or now - self._paced_at >= self._ease_hold(now))
                 and (wanted < self._pace_factor * 0.8 or (wanted <= RELEASE_BELOW and not congested))
             ):
                 self._eased_at = now
@@ -631,6 +660,8 @@ class InferencePool(abc.ABC):
                 # 150 students, session16 in bench/results/capacity.json).
                 self._pace_factor = max(1.0, wanted)
                 self._paced_at = now
+            if correcting:
+                self._paced_provisionally = False  # corrected once; the usual holds from here
         else:
             if self._sheds and now - self._paced_at >= 5.0 and self._sheds[-1] > self._paced_at:
                 self._pace_factor += 0.25

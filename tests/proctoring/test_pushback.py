@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool
+from proctoring.pool.base import EXPIRED, OK, TIMEOUT, AnalysisResult, FrameJob, InferencePool, ObjectsMemory
 from proctoring.pool.local import MAX_GAP_S, PROTECTED_ANSWER_S, WAIT_BUDGET_S, LocalPool, _Entry
 from proctoring.rules import RuleSettings, stall_due
 from tests.factories import StudentFactory
@@ -38,6 +38,7 @@ class FixedCapacity(InferencePool):
 
     name = "fixed"
     CONGESTED_FOR_S = 0.0
+    provisional = False  # a capacity measured on the room's running frames
 
     def __init__(self, capacity: float | None, *, frames_waiting: bool = True) -> None:
         super().__init__(timeout_s=1.0)
@@ -52,6 +53,12 @@ class FixedCapacity(InferencePool):
 
     async def _submit(self, job, reply_channel):  # pragma: no cover - never called here
         raise AssertionError
+
+
+class Observed(FixedCapacity):
+    """Its service times come from the frames it is shown (`_observe`), so it knows when they are provisional."""
+
+    provisional = InferencePool.provisional
 
 
 def students(pool: InferencePool, n: int, interval_ms: int = 2000) -> None:
@@ -195,6 +202,59 @@ def test_without_a_known_capacity_it_follows_the_sheds(monkeypatch):
 
 
 # --- What the local workers can analyse ---------------------------------------------------------------------------
+
+
+def test_a_sessions_first_frames_are_not_the_rooms_cost():
+    """A first frame (nothing measured to re-use yet) runs every check; a room that connects at once must not read
+    its capacity from those. Their CPU still counts as the workers' (the load besides them is the rest)."""
+    pool = Observed(None)
+    starting = job("alice")
+    running = dataclasses.replace(starting, objects_memory=ObjectsMemory(seq=1, signature=b""))
+    for _ in range(40):
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=40.0, worker_cpu_ms=38.0), starting)
+    # Until the room's running frames are measured, its first frames are all there is: a provisional measure.
+    assert pool.provisional and pool._service_s == pytest.approx(0.040) and pool._cpu_service_s == pytest.approx(0.038)
+    assert pool.worker_cpu_s == pytest.approx(40 * 0.038)
+    for _ in range(40):
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=22.0, worker_cpu_ms=20.0), running)
+    assert not pool.provisional
+    assert pool._service_s == pytest.approx(0.022) and pool._cpu_service_s == pytest.approx(0.020)
+    # An exam that looks for no objects has no first-frame detector run: every frame counts.
+    plain = dataclasses.replace(starting, objects=frozenset())
+    pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=30.0, worker_cpu_ms=30.0), plain)
+    assert len(pool._service_times) == 41
+    # A shed first frame is still a shed: the congestion the pace reacts to.
+    pool._observe(AnalysisResult(job_id="j", status=EXPIRED, reason="overloaded"), starting)
+    assert len(pool._sheds) == 1
+
+
+def test_a_pace_set_on_a_connecting_rooms_first_frames_is_corrected_once_its_running_frames_are_measured():
+    """While only first frames are measured (they run every check), a joining student paces the room on them; as
+    soon as its running frames are measured the pace follows those, without waiting out the hold (100 students were
+    paced to 4 s for 10 s on a box that serves them at 2 s)."""
+
+    class Measured(Observed):
+        def capacity_fps(self):
+            return 2 / self._service_s if self._service_s else None
+
+    pool = Measured(None, frames_waiting=False)
+    for _ in range(40):  # first frames: 40 ms each, so two workers manage 50 frames/s of them
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=40.0), job("alice"))
+    students(pool, 120)  # 60 frames/s wanted: past 50
+    assert pool.provisional and pool.pace_interval_ms(2000, joining=True) == 3500  # 60 / (50 x 0.8) = 1.5 -> 3.5 s
+    running = dataclasses.replace(job("alice"), objects_memory=ObjectsMemory(seq=1, signature=b""))
+    for _ in range(40):  # running frames: 20 ms, so 100 frames/s
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=20.0), running)
+    assert not pool.provisional
+    assert pool.pace_interval_ms(2000) == 2000  # 60 / (100 x 0.8) = 0.75: the exam's own, at once
+    # From here the usual holds: a measured pace is not undone by the next answer.
+    students(pool, 200)
+    pool.frames_waiting = True
+    assert pool.pace_interval_ms(2000) == 3000  # 100 / 80 = 1.25 -> 3 s
+    pool.frames_waiting = False
+    for i in range(120, 200):
+        pool.leave(f"student-{i}")  # back to 60 frames/s: easing waits out the hold now
+    assert pool.pace_interval_ms(2000) == 3000
 
 
 def test_the_load_besides_the_workers_is_the_machines_busy_time_less_theirs(monkeypatch):
