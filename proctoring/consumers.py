@@ -282,7 +282,7 @@ class ProctorConsumer(ClosesItsOwnConnections, SurvivesLayerOutage, AsyncWebsock
             # The first frame at a random point of the first interval, as every client does after PACE, not at
             # once: a room that presses Start in the same two seconds otherwise sends its first frames as one wave
             # (300 students: 190 frames in the first 1.3 s, before the pool had measured anything to pace on), and
-            # the wave comes back every interval: after the first 20 s, p95 2.0-2.3 s with the wave and 0.11-0.25 s
+            # the wave comes back every interval: after the first 20 s, p95 1.8-2.3 s with the wave and 0.05-0.25 s
             # without it (bench/results/capacity.json, session23_ab_*).
             "start_within_ms": self.pace_ms,
         }

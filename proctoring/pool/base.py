@@ -632,10 +632,11 @@ class InferencePool(abc.ABC):
                 self._congested_since = now
             # A pace set while the capacity was provisional (read from the room's first frames, which cost nearly
             # twice its running ones) is corrected as soon as the running frames are measured, without the hold:
-            # held, it paced 100 students to 4 s for 10 s on a box that serves them at 2 s, and 125 to 3 s.
+            # held, it paced 100 students to 4 s for 10 s on a box that serves them at 2 s (session23_epyc_slow in
+            # bench/results/capacity.json: 94% of their frames sent, no knee; corrected, 99.1%).
             provisional = self.provisional
             correcting = self._paced_provisionally and not provisional
-            settled = correcting or now - self._paced_at >= self.PACE_HOLD_S
+            settled = now - self._paced_at >= self.PACE_HOLD_S
             # A student joining a room that already asks more than the workers can give at all (not just more than
             # the comfortable 80%) slows the room at once: waiting for frames to pile up first costs seconds of
             # shedding when a whole room connects at twice the capacity.
@@ -643,13 +644,21 @@ class InferencePool(abc.ABC):
             overloaded = (congested and congested_for >= self.CONGESTED_FOR_S) or (
                 joining and self.demand_fps() > capacity
             )
-            if wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
+            if correcting:
+                # The provisional pace undone: the pace the measured capacity asks of a room at the exam's own
+                # interval, and none below 1.1, where a room at that interval would not have been paced at all (a
+                # factor of 1.05 is a 2.5 s interval, a fifth of the frames: 125 students here stayed at 2.5 s for
+                # the whole step, where at 2 s the box served them with p95 367 ms and 99.6% answered).
+                self._pace_factor = wanted if wanted > 1.1 else 1.0
+                self._paced_at = now
+                self._paced_provisionally = False
+            elif wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
                 self._pace_factor = wanted
                 self._paced_at = now
                 self._paced_provisionally = provisional
             elif (
                 self._pace_factor > 1.0
-                and (correcting or now - self._paced_at >= self._ease_hold(now))
+                and now - self._paced_at >= self._ease_hold(now)
                 and (wanted < self._pace_factor * 0.8 or (wanted <= RELEASE_BELOW and not congested))
             ):
                 self._eased_at = now
@@ -660,8 +669,6 @@ class InferencePool(abc.ABC):
                 # 150 students, session16 in bench/results/capacity.json).
                 self._pace_factor = max(1.0, wanted)
                 self._paced_at = now
-            if correcting:
-                self._paced_provisionally = False  # corrected once; the usual holds from here
         else:
             if self._sheds and now - self._paced_at >= 5.0 and self._sheds[-1] > self._paced_at:
                 self._pace_factor += 0.25

@@ -256,6 +256,17 @@ def test_a_pace_set_on_a_connecting_rooms_first_frames_is_corrected_once_its_run
         pool.leave(f"student-{i}")  # back to 60 frames/s: easing waits out the hold now
     assert pool.pace_interval_ms(2000) == 3000
 
+    # A room the measured capacity would keep at the exam's own interval (wanted 1.07: a 2.5 s interval if kept)
+    # is released to it, not held a little paced for the whole exam.
+    pool = Measured(None, frames_waiting=True)
+    for _ in range(40):
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=40.0), job("alice"))
+    students(pool, 120)
+    assert pool.pace_interval_ms(2000, joining=True) == 3500
+    for _ in range(40):  # 28.5 ms: 70 frames/s, and 60 / (70 x 0.8) = 1.07
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=28.5), running)
+    assert pool.pace_interval_ms(2000) == 2000
+
 
 def test_the_load_besides_the_workers_is_the_machines_busy_time_less_theirs(monkeypatch):
     from proctoring.pool.local import OtherLoad
