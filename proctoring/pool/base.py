@@ -568,14 +568,12 @@ class InferencePool(abc.ABC):
     def _service_s(self) -> float | None:
         """Mean time a worker spent on one of the recent frames, once there are enough of them to trust; until the
         room's running frames are, its first frames' (`provisional`)."""
-        return self._mean(self._service_times) or self._mean(self._starting_times)
+        return self._mean(self._starting_times if self.provisional else self._service_times)
 
     @property
     def _cpu_service_s(self) -> float | None:
         """Mean CPU time a worker spent on one of the recent frames, as _service_s."""
-        if self.provisional:
-            return self._mean(self._starting_cpu_times)
-        return self._mean(self._cpu_times)
+        return self._mean(self._starting_cpu_times if self.provisional else self._cpu_times)
 
     def capacity_fps(self) -> float | None:
         """Frames per second the workers can analyse, or None when this server cannot know (remote workers)."""
