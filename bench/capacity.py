@@ -9,15 +9,16 @@ For each step of N students it:
 2. starts daphne (and, for `--pool celery`, one Celery inference worker box simulated on this machine);
 3. warms the models up (not measured);
 4. starts the load generator in its own process (`--client`): N real WebSocket clients, each sending one 640x480
-   JPEG per frame interval (2 s unless the server paces it), following the protocol (FRAME_ACK, PACE). Each student
-   behaves like a person: mostly the enrolled face, with camera noise and small movements on every frame, and one
-   10-second episode a minute of being away, a phone, a second person or someone else, so that flags open and
-   snapshots are written under load;
+   JPEG per frame interval (2 s unless the server paces it), following the protocol (READY's start_within_ms,
+   FRAME_ACK, PACE). Each student behaves like a person: mostly the enrolled face, with camera noise and small
+   movements on every frame, and one 10-second episode a minute of being away, a phone, a second person or someone
+   else, so that flags open and snapshots are written under load;
 5. samples CPU by role (inference workers, server, PostgreSQL, load generator) and RSS every 5 s.
 
 Per step it writes p50/p95/max frame-to-event, the share of frames answered, the longest gap between two results
-for any student, OVERLOADED/ERROR/PACE counts, CPU by role, server RSS per connected student and worker RSS, and the
-server's own counters from the database. The knee is the largest N with p95 <= 1 s, >= 99% of frames answered, no
+for any student, OVERLOADED/ERROR/PACE counts, CPU by role, server RSS per connected student and worker RSS, the
+server's own counters from the database, and the sheds and the p95 of each 10 s (a room's connect burst apart from
+its steady state). The knee is the largest N with p95 <= 1 s, >= 99% of frames answered, no
 ERROR events, every student at the exam's own interval (no push-back) and server memory flat; it is written as
 "knee" at the top level of bench/results/capacity.json (for the local pool; "knee_<pool>" otherwise).
 """
