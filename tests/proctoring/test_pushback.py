@@ -38,7 +38,6 @@ class FixedCapacity(InferencePool):
 
     name = "fixed"
     CONGESTED_FOR_S = 0.0
-    provisional = False  # a capacity measured on the room's running frames
 
     def __init__(self, capacity: float | None, *, frames_waiting: bool = True) -> None:
         super().__init__(timeout_s=1.0)
@@ -53,12 +52,6 @@ class FixedCapacity(InferencePool):
 
     async def _submit(self, job, reply_channel):  # pragma: no cover - never called here
         raise AssertionError
-
-
-class Observed(FixedCapacity):
-    """Its service times come from the frames it is shown (`_observe`), so it knows when they are provisional."""
-
-    provisional = InferencePool.provisional
 
 
 def students(pool: InferencePool, n: int, interval_ms: int = 2000) -> None:
@@ -207,7 +200,7 @@ def test_without_a_known_capacity_it_follows_the_sheds(monkeypatch):
 def test_a_sessions_first_frames_are_not_the_rooms_cost():
     """A first frame (nothing measured to re-use yet) runs every check; a room that connects at once must not read
     its capacity from those. Their CPU still counts as the workers' (the load besides them is the rest)."""
-    pool = Observed(None)
+    pool = FixedCapacity(None)
     starting = job("alice")
     running = dataclasses.replace(starting, objects_memory=ObjectsMemory(seq=1, signature=b""))
     for _ in range(40):
@@ -233,7 +226,7 @@ def test_a_pace_set_on_a_connecting_rooms_first_frames_is_corrected_once_its_run
     soon as its running frames are measured the pace follows those, without waiting out the hold (100 students were
     paced to 4 s for 10 s on a box that serves them at 2 s)."""
 
-    class Measured(Observed):
+    class Measured(FixedCapacity):
         def capacity_fps(self):
             return 2 / self._service_s if self._service_s else None
 
