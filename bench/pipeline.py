@@ -154,7 +154,7 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
         "inference_precision": os.environ.get("INFERENCE_PRECISION", "auto"),
         "precision_chosen": dict(CHOSEN_PRECISION),
     }
-    result["chosen_settings"] = chosen_settings(enrolled)
+    result["chosen_settings"] = chosen_settings(enrolled, pack=pack)
     result["targets"] = {
         "median_le_50ms": whole_summary["median"] <= 50,
         "p95_le_80ms": whole_summary["p95"] <= 80,
@@ -191,13 +191,13 @@ def student_streams(per_student: int = 30) -> list[list[bytes]]:
     return streams
 
 
-def chosen_settings(enrolled, *, per_student: int = 30) -> dict:
+def chosen_settings(enrolled, *, pack: str | None = None, per_student: int = 30) -> dict:
     import uuid
 
     from proctoring.pool.base import AnalysisResult, FrameJob, analyze_job, objects_memory_after, worker_init
     from proctoring.rules import RuleSettings
 
-    worker_init(None, threads=1)  # the same analyzer, through the worker's entry point
+    worker_init(pack, threads=1)  # the same analyzer, through the worker's entry point
     streams = student_streams(per_student)
 
     def run(reuse: int) -> dict:
