@@ -24,7 +24,7 @@ from typing import Any
 
 from proctoring.vision.change import CHANGE_THRESHOLD, change, signature
 from proctoring.vision.frames import FrameError, decode_frame, fit_within
-from proctoring.vision.types import DetectedObject, EnrolledFace, Gaze, Identity, Pose
+from proctoring.vision.types import DetectedObject, EnrolledFace, Face, Gaze, Identity, Pose
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ SERVICE_WINDOW = 256
 # A paced room goes back to the exam's own interval when demand is at most this share of what the workers take at
 # TARGET_UTILISATION (and nothing waits): below 1.0, so that a room near capacity is not paced and released in turn.
 RELEASE_BELOW = 0.9
+# A room whose demand at the exam's own interval is at most this share of the workers' measured capacity is served
+# at that interval unless its frames actually wait: paced only while they do, and released again once they have not
+# for a while (the probe). TARGET_UTILISATION sizes a pace; it is not a reason to keep one. Paced and released at
+# TARGET_UTILISATION x RELEASE_BELOW alone, 150 students on a box that serves them within every target at 2 s (p95
+# 274 ms, 99.8% answered: s24_int8_unpaced in bench/results/capacity.json) stayed at 2.5 s for the whole exam after
+# the few frames its connect burst shed (s24_int8_recheck: 79% of their frames sent). Not 0.95: released at 92-94% of
+# a capacity measured while paced, that room shed 40-60 frames each time before it was paced again (s24_probe_095).
+RELEASE_AT_CAPACITY = 0.9
 # Thumbnails for the instructor's live monitor: small enough for the channel layer and a grid of tiles.
 THUMBNAIL_WIDTH = 160
 THUMBNAIL_MAX_BYTES = 20_000
@@ -60,6 +68,9 @@ class ObjectsMemory:
     objects: tuple[dict[str, Any], ...] = ()  # as in Observation.to_dict()["objects"]
     reuses_left: int = 0
     identity: dict[str, Any] | None = None  # as in Observation.to_dict()["identity"], only when it matched
+    # The faces the face detector found on that frame, as in Observation.to_dict()["faces"] (None: not kept, and the
+    # detector runs). An unchanged frame shows the same faces: the detector is skipped with the phone detector.
+    faces: tuple[dict[str, Any], ...] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -68,6 +79,7 @@ class ObjectsMemory:
             "objects": list(self.objects),
             "reuses_left": self.reuses_left,
             "identity": self.identity,
+            "faces": list(self.faces) if self.faces is not None else None,
         }
 
     @classmethod
@@ -78,6 +90,7 @@ class ObjectsMemory:
             objects=tuple(data.get("objects", ())),
             reuses_left=int(data.get("reuses_left", 0)),
             identity=data.get("identity"),
+            faces=tuple(data["faces"]) if data.get("faces") is not None else None,
         )
 
 
@@ -103,6 +116,7 @@ def objects_memory_after(
             objects=tuple(observation.get("objects", ())),
             reuses_left=limit if memory is not None else limit - phase % (limit + 1),
             identity=identity if identity and identity.get("match") else None,
+            faces=tuple(observation.get("faces", ())),
         )
     if memory is None:
         return None
@@ -361,12 +375,19 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     unchanged = moved is not None and moved < CHANGE_THRESHOLD
     reused = memory if memory is not None and memory.reuses_left > 0 and unchanged else None
     reuse_identity = reused is not None and job.identity and job.enrolled is not None and reused.identity is not None
+    known_faces = None
+    if reused is not None and reused.faces is not None:
+        known_faces = tuple(
+            Face(box=tuple(f["box"]), score=f["score"], keypoints=tuple(tuple(k) for k in f.get("keypoints", ())))
+            for f in reused.faces
+        )
     try:
         obs = _analyzer.analyze(
             image,
             enrolled=job.enrolled,
             objects=frozenset() if reused is not None else job.objects,
             embed=job.identity and not reuse_identity,
+            faces=known_faces,
         )
     except Exception as exc:  # noqa: BLE001 - a server error is reported as such, never as the student's fault
         log.exception("analysis failed for session %s frame %s", job.session_id, job.seq)
@@ -466,6 +487,11 @@ class InferencePool(abc.ABC):
     PACE_DOWN_HOLD_S = 30.0
     EASED_RECENTLY_S = 120.0
     CONGESTED_FOR_S = 2.0
+    # A release under RELEASE_AT_CAPACITY that frames waiting undo within PROBE_FAILED_S doubles the calm the next
+    # one waits for (from PACE_HOLD_S up to PROBE_MAX_HOLD_S): a room the estimate flatters is told a new interval a
+    # handful of times an exam, not every 20 s.
+    PROBE_FAILED_S = 60.0
+    PROBE_MAX_HOLD_S = 480.0
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
@@ -487,6 +513,10 @@ class InferencePool(abc.ABC):
         self._sheds: collections.deque[float] = collections.deque()
         self._logged_at = time.monotonic()
         self._congested_since: float | None = None
+        self._calm_since = time.monotonic()  # nothing waited nor was shed since (see RELEASE_AT_CAPACITY)
+        self._probed_at = float("-inf")  # the last release of a room near capacity
+        self._probed_from = 1.0  # and the pace it left
+        self._probe_hold_s = self.PACE_HOLD_S
         self._paced_provisionally = False  # the current pace was set on a provisional capacity
 
     async def analyze(self, job: FrameJob, *, reply_channel: str | None = None) -> AnalysisResult:
@@ -626,8 +656,13 @@ class InferencePool(abc.ABC):
             congested = self._congested(now)
             if not congested:
                 self._congested_since = None
-            elif self._congested_since is None:
-                self._congested_since = now
+            else:
+                self._calm_since = now
+                if self._congested_since is None:
+                    self._congested_since = now
+            # The workers can take the room at the exam's own interval, by their measured capacity.
+            covered = self.demand_fps() <= capacity * RELEASE_AT_CAPACITY
+            failed_probe = self._pace_factor == 1.0 and now - self._probed_at < self.PROBE_FAILED_S
             # A pace set while the capacity was provisional (read from the room's first frames, which cost nearly
             # twice its running ones) is corrected as soon as the running frames are measured, without the hold:
             # held, it paced 100 students to 4 s for 10 s on a box that serves them at 2 s (session23_epyc_slow in
@@ -644,14 +679,25 @@ class InferencePool(abc.ABC):
             )
             if correcting:
                 # The provisional pace undone: the pace the measured capacity asks of a room at the exam's own
-                # interval, and none below 1.1, where a room at that interval would not have been paced at all (a
-                # factor of 1.05 is a 2.5 s interval, a fifth of the frames: 125 students here stayed at 2.5 s for
-                # the whole step, where at 2 s the box served them with p95 367 ms and 99.6% answered).
-                self._pace_factor = wanted if wanted > 1.1 else 1.0
+                # interval, and none where the workers can take that room (RELEASE_AT_CAPACITY) or a factor under
+                # 1.1 would pace it (a factor of 1.05 is a 2.5 s interval, a fifth of the frames: 125 students here
+                # stayed at 2.5 s for the whole step, where at 2 s the box served them with p95 367 ms and 99.6%
+                # answered).
+                self._pace_factor = wanted if wanted > 1.1 and not covered else 1.0
                 self._paced_at = now
                 self._paced_provisionally = False
-            elif wanted > self._pace_factor * 1.1 and overloaded and (settled or self._pace_factor == 1.0):
-                self._pace_factor = wanted
+            elif (
+                (wanted > self._pace_factor * 1.1 or (self._pace_factor == 1.0 and (wanted > 1.0 or failed_probe)))
+                and overloaded
+                and (settled or self._pace_factor == 1.0)
+            ):
+                # Frames have waited: slow down to the comfortable share. Right after a release near capacity, that
+                # release failed: back to the pace it left at least, and the next one waits twice as long for calm.
+                self._probe_hold_s = (
+                    min(self._probe_hold_s * 2, self.PROBE_MAX_HOLD_S) if failed_probe else self.PACE_HOLD_S
+                )
+                self._probed_at = float("-inf")
+                self._pace_factor = max(wanted, self._probed_from) if failed_probe else wanted
                 self._paced_at = now
                 self._paced_provisionally = provisional
             elif (
@@ -666,6 +712,18 @@ class InferencePool(abc.ABC):
                 # 1.0: a room near capacity then flapped between paced and not (1,411 PACE events in 2 minutes at
                 # 150 students, session16 in bench/results/capacity.json).
                 self._pace_factor = max(1.0, wanted)
+                self._paced_at = now
+            elif (
+                self._pace_factor > 1.0
+                and covered
+                and now - self._calm_since >= self._probe_hold_s
+                and now - self._paced_at >= self._ease_hold(now)
+            ):
+                # The probe: paced, though the workers can take the room at its own interval and nothing has waited
+                # for a while. Back to that interval; frames waiting again pace it again (and double the wait).
+                self._eased_at = now
+                self._probed_at, self._probed_from = now, self._pace_factor
+                self._pace_factor = 1.0
                 self._paced_at = now
         else:
             if self._sheds and now - self._paced_at >= 5.0 and self._sheds[-1] > self._paced_at:

@@ -162,12 +162,38 @@ def test_a_room_paced_a_little_by_its_connect_burst_returns_to_the_exams_interva
     pool = FixedCapacity(capacity=85.0)  # measured low while the room connects
     students(pool, 150)  # 75 frames/s: x1.10
     assert pool.pace_interval_ms(2000) == 2500
-    pool.capacity, pool.frames_waiting = 97.0, False  # settled, but 75 frames/s is 0.97 of 80% of 97: too close
-    clock[0] += 11.0
-    assert pool.pace_interval_ms(2000) == 2500  # near capacity a room stays paced rather than flap
-    pool.capacity = 110.0  # 75 frames/s is 0.85 of 80% of 110: room to spare
+    pool.capacity, pool.frames_waiting = 97.0, False  # 0.97 of 80% of 97, but 0.77 of all of it
+    clock[0] += 6.0
+    assert pool.pace_interval_ms(2000) == 2500  # calm for 6 s only
+    clock[0] += 5.0
+    assert pool.pace_interval_ms(2000) == 2000  # calm for 11 s, and the workers can take the room at 2 s
+    # The estimate flattered: frames wait again, and the room is paced again.
+    pool.frames_waiting = True
     clock[0] += 1.0
-    assert pool.pace_interval_ms(2000) == 2000  # though 0.85 is not below 0.8 x 1.10
+    assert pool.pace_interval_ms(2000) == 2500
+    pool.frames_waiting = False
+    clock[0] += 25.0
+    assert pool.pace_interval_ms(2000) == 2500  # the next release waits for more calm
+    clock[0] += 6.0
+    assert pool.pace_interval_ms(2000) == 2000
+
+
+def test_a_room_the_estimate_flatters_is_told_a_new_interval_a_handful_of_times_not_every_half_minute(monkeypatch):
+    """Every release near capacity fails here (frames wait as soon as the room is at 2 s): each failure doubles the
+    calm the next release waits for, so ten minutes see a dozen changes of pace, where a fixed hold gave 40."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=90.0)
+    students(pool, 150)
+    intervals = []
+    for _ in range(600):
+        interval = pool.pace_interval_ms(2000)
+        pool.frames_waiting = interval == 2000  # the room at its own interval is more than the workers manage
+        if not intervals or intervals[-1] != interval:
+            intervals.append(interval)
+        clock[0] += 1.0
+    assert intervals[0] == 2500 and 2000 in intervals
+    assert len(intervals) <= 14, intervals
 
 
 def test_it_stays_paced_while_frames_still_wait_even_if_the_estimate_says_it_could_cope(monkeypatch):
@@ -258,6 +284,17 @@ def test_a_pace_set_on_a_connecting_rooms_first_frames_is_corrected_once_its_run
     assert pool.pace_interval_ms(2000, joining=True) == 3500
     for _ in range(40):  # 28.5 ms: 70 frames/s, and 60 / (70 x 0.8) = 1.07
         pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=28.5), running)
+    assert pool.pace_interval_ms(2000) == 2000
+
+    # Nor is one the workers can take with a tenth to spare (60 of 68 frames/s; 60 / (68 x 0.8) = 1.10, a 2.5 s
+    # interval if kept).
+    pool = Measured(None, frames_waiting=True)
+    for _ in range(40):
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=40.0), job("alice"))
+    students(pool, 120)
+    assert pool.pace_interval_ms(2000, joining=True) == 3500
+    for _ in range(40):  # 29.4 ms: 68 frames/s
+        pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=29.4), running)
     assert pool.pace_interval_ms(2000) == 2000
 
 
