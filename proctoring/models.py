@@ -183,8 +183,8 @@ class Observation(models.Model):
     phone_score = models.FloatField(default=0.0)
     # {label: best score} for the other configured objects.
     other_objects = models.JSONField(default=dict, blank=True)
-    # The skip rule: the frame whose object-detector result this frame re-used, because the picture had not changed
-    # since (null: the detector ran on this frame). docs/protocol.md states the rule.
+    # The skip rule: the frame whose face- and object-detector results this frame re-used, because the picture had
+    # not changed since (null: the detectors ran on this frame). docs/protocol.md states the rule.
     objects_from_seq = models.PositiveIntegerField(null=True, blank=True)
     # The same rule for the identity check: the frame whose matching identity this frame re-used (null: measured
     # here, or not checked).

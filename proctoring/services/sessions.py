@@ -316,7 +316,7 @@ def session_record_result(
             for closed in decision.closes:
                 flag_close(session=session, closed=closed)
             for opened in decision.opens:
-                if opened.kind == rules.PHONE_DETECTED:
+                if opened.kind in (rules.PHONE_DETECTED, rules.FACE_NOT_FOUND, rules.MULTIPLE_FACES):
                     opened = dataclasses.replace(opened, details={**opened.details, **_object_evidence(seq, result)})
                 elif opened.kind == rules.IDENTITY_MISMATCH:
                     opened = dataclasses.replace(
@@ -382,14 +382,15 @@ def _identity_evidence(session: ProctoringSession, seq: int, settings: rules.Rul
 
 
 def _object_evidence(seq: int, result: AnalysisResult) -> dict[str, Any]:
-    """How the object detector's answer for this frame was obtained, for the flag's evidence (the skip rule)."""
+    """How the face and phone detectors' answers for this frame were obtained, for the evidence of the flags they
+    raise (the skip rule re-uses both on an unchanged frame)."""
     if result.objects_from_seq is None:
         return {"objects_measured_on_seq": seq}
     return {
         "objects_measured_on_seq": result.objects_from_seq,
         "skip_rule": (
-            f"The phone detector's result was re-used from frame {result.objects_from_seq}: this frame differed from "
-            f"it by {result.change} grey levels at most, under the {CHANGE_THRESHOLD} that re-runs the detector."
+            f"The face and phone detectors' results were re-used from frame {result.objects_from_seq}: this frame "
+            f"differed from it by {result.change} grey levels at most, under the {CHANGE_THRESHOLD} that re-runs them."
         ),
     }
 

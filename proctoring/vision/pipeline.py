@@ -92,19 +92,28 @@ class Analyzer:
         enrolled: EnrolledFace | None = None,
         objects: frozenset[str] = DEFAULT_OBJECTS,
         embed: bool = True,
+        faces: tuple[Face, ...] | None = None,
     ) -> Observation:
         """What one frame shows. `enrolled`: compare the main face with this enrolment (and make the pose relative
         to its neutral pose); `embed=False` keeps the neutral pose but skips the embedding (the caller re-uses a
-        match measured on an unchanged frame); `objects`: the labels to look for, none to skip the detector."""
+        match measured on an unchanged frame); `objects`: the labels to look for, none to skip the detector;
+        `faces`: the faces found on an unchanged frame, which skip the face detector (pose and gaze are still
+        measured here, within the main one's box)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError("analyze() takes a BGR uint8 image of shape (H, W, 3); decode bytes with decode_frame")
         # The sessions are shared by threads of one worker; onnxruntime allows concurrent run() but the per-model
         # timing fields do not, and one core gains nothing from two frames at once.
         with self._lock:
-            return self._analyze(image, enrolled=enrolled, objects=objects, embed=embed)
+            return self._analyze(image, enrolled=enrolled, objects=objects, embed=embed, known_faces=faces)
 
     def _analyze(
-        self, image: np.ndarray, *, enrolled: EnrolledFace | None, objects: frozenset[str], embed: bool
+        self,
+        image: np.ndarray,
+        *,
+        enrolled: EnrolledFace | None,
+        objects: frozenset[str],
+        embed: bool,
+        known_faces: tuple[Face, ...] | None = None,
     ) -> Observation:
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -118,8 +127,14 @@ class Analyzer:
 
         # 1-2. faces, main face
         t = time.perf_counter()
-        faces = self.detector.detect(image)
-        t = lap("detect", t, self.detector)
+        remembered = self.main_face(known_faces) if known_faces is not None else None
+        if remembered is not None and remembered.box[2] - remembered.box[0] < FACE_REUSE_MIN_WIDTH:
+            known_faces = None  # too small a face for Face Mesh to be placed by an old box
+        if known_faces is None:
+            faces = self.detector.detect(image)
+            t = lap("detect", t, self.detector)
+        else:
+            faces = list(known_faces)
         main = self.main_face(faces)
 
         # 3. pose (absolute), and keypoints for alignment
@@ -128,6 +143,16 @@ class Analyzer:
         keypoints = main.keypoints if main else ()
         if main is not None and self.pose_estimator is not None:
             absolute, refined, eyes = self.pose_estimator.estimate_with_gaze(image, main)
+            if known_faces is not None and moved_within(main, refined):
+                # The face moved within its remembered box: Face Mesh placed by that box reads a pose up to 20
+                # degrees off on small faces (bench/face_box_reuse.py). Find the faces again, and measure on them.
+                faces = self.detector.detect(image)
+                t = lap("detect", t, self.detector)
+                main = self.main_face(faces)
+                keypoints = main.keypoints if main else ()
+                absolute, refined, eyes = (
+                    self.pose_estimator.estimate_with_gaze(image, main) if main else (None, None, None)
+                )
             t = lap("pose", t, self.pose_estimator)
             keypoints = refined or keypoints
             if absolute is not None:
@@ -183,6 +208,25 @@ class Analyzer:
         if len(enrolled.embedding) != self.embedder.dim:
             return f"enrolled embedding has {len(enrolled.embedding)} values, expected {self.embedder.dim}: re-enrol"
         return None
+
+
+# How far (a share of the face's width) Face Mesh's keypoints may lie from those remembered with a re-used face box
+# before the face counts as moved and is detected again: within it, the pose read in the remembered box stays within
+# about 2 degrees of the pose in a fresh one (bench/face_box_reuse.py).
+FACE_DRIFT = 0.08
+# Faces narrower than this are always detected again: on a face 67 pixels wide a 4-pixel move read a pose 20 degrees
+# off in the remembered box, within FACE_DRIFT (bench/face_box_reuse.py); from 95 pixels up, within 3.5.
+FACE_REUSE_MIN_WIDTH = 90.0
+
+
+def moved_within(face: Face, keypoints: Keypoints | None) -> bool:
+    """Pure: whether the keypoints Face Mesh found in a re-used face's box lie more than FACE_DRIFT of the box's width
+    from the keypoints remembered with it (or could not be found, or compared)."""
+    if not keypoints or not face.keypoints or len(keypoints) != len(face.keypoints):
+        return True
+    width = max(face.box[2] - face.box[0], 1.0)
+    now, then = np.asarray(keypoints, dtype=np.float64), np.asarray(face.keypoints, dtype=np.float64)
+    return bool(np.max(np.linalg.norm(now - then, axis=1)) > FACE_DRIFT * width)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -62,7 +62,9 @@ class ScriptedAnalyzer:
         enrolled: EnrolledFace | None = None,
         objects: frozenset[str] = frozenset({"cell phone"}),
         embed: bool = True,
+        faces: tuple[Face, ...] | None = None,
     ) -> Observation:
+        known_faces = faces
         scene = self.scene(image)
         h, w = image.shape[:2]
         one = (Face(box=(10.0, 10.0, 40.0, 40.0), score=0.97),)
@@ -91,7 +93,8 @@ class ScriptedAnalyzer:
         return Observation(
             width=w,
             height=h,
-            faces=faces,
+            # Like the real pipeline: faces found on an unchanged frame are taken as they are (the skip rule).
+            faces=known_faces if known_faces is not None else faces,
             identity=identity,
             pose=pose,
             objects=found,

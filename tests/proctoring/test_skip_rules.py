@@ -1,5 +1,5 @@
 """The skip rule as the consumer applies it (wiring, with the scripted analyzer through the real decoder, rules,
-services and database): which frames re-use the phone detector's result, the bound on how many in a row, the
+services and database): which frames re-use the face and phone detectors' results, the bound on how many in a row, the
 per-exam switch, and the evidence a flag carries when its frames re-used a measurement.
 
 The change test and the real detector are in tests/proctoring/vision/test_change.py.
@@ -111,6 +111,20 @@ async def test_a_phone_flag_says_which_frame_the_detector_measured_and_why(alice
     assert flag.started_seq == 3 and flag.details["objects_measured_on_seq"] == 1
     assert "re-used from frame 1" in flag.details["skip_rule"]
     assert await stored_reuse(attempt) == [None, 1, 1]
+
+
+async def test_a_face_flag_on_frames_that_reused_the_detectors_says_which_frame_they_measured(alice, phase_zero):
+    attempt = await db(sitting)(alice, k=3, n=5)
+    socket, _ = await join(alice, attempt.pk)
+    events = [e for _ in range(3) for e in await show(socket, "two_faces")]
+    await socket.disconnect()
+    assert "MULTIPLE_FACES" in [e["event"] for e in events]
+    flag = await db(Flag.objects.get)(session__attempt=attempt, kind="multiple_faces")
+    assert flag.started_seq == 3 and flag.details["objects_measured_on_seq"] == 1
+    assert "face and phone detectors' results were re-used from frame 1" in flag.details["skip_rule"]
+    # The workers were handed the faces measured on frame 1, and took them as they were.
+    memories = [job.objects_memory for job in get_pool().jobs]
+    assert [len(m.faces) for m in memories[1:]] == [2, 2]
 
 
 async def stored_identity_reuse(attempt) -> list[tuple[int | None, float | None]]:

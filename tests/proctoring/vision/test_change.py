@@ -112,6 +112,32 @@ def test_an_unchanged_frame_reuses_the_measured_result_and_says_so(real_worker, 
     assert again["observation"]["objects"] == measured["observation"]["objects"]
 
 
+def test_an_unchanged_frame_reuses_the_faces_found_but_measures_pose_and_gaze_again(
+    real_worker, evalset, photo, enrolled_astronaut
+):
+    measured = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1, enrolled=enrolled_astronaut)
+    assert "detect" in measured["timings"] and len(measured["observation"]["faces"]) == 1
+    again = run(webcam(evalset, photo("astronaut"), seed=1, shift=2), remember(measured, seq=1, reuses=2), seq=2,
+                enrolled=enrolled_astronaut)  # fmt: skip
+    assert again["objects_from_seq"] == 1 and "detect" not in again["timings"]  # the face detector did not run
+    assert [f["box"] for f in again["observation"]["faces"]] == [f["box"] for f in measured["observation"]["faces"]]
+    # Pose and gaze are this frame's own, within the remembered box: the same student, two pixels over.
+    assert "pose" in again["timings"]
+    for key in ("pose", "gaze"):
+        for axis, value in measured["observation"][key].items():
+            assert again["observation"][key][axis] == pytest.approx(value, abs=3.0), (key, axis)
+
+
+@pytest.mark.parametrize("scene,faces", [("zidane", 2), ("coffee", 0), ("grace_hopper", 1)])
+def test_a_second_person_an_empty_chair_or_someone_else_reruns_the_face_detector(
+    real_worker, evalset, photo, scene, faces
+):
+    measured = run(webcam(evalset, photo("astronaut")), None, seq=1)
+    after = run(webcam(evalset, photo(scene), seed=3), remember(measured, seq=1, reuses=2), seq=2)
+    assert after["objects_from_seq"] is None and "detect" in after["timings"]
+    assert len(after["observation"]["faces"]) == faces
+
+
 def test_a_phone_that_comes_into_view_between_two_analysed_frames_reruns_the_detector(real_worker, evalset, photo):
     measured = run(webcam(evalset, photo("astronaut")), None, seq=1)
     assert phone_score(measured) < 0.5

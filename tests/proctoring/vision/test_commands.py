@@ -7,6 +7,7 @@ from io import StringIO
 
 import cv2
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from proctoring.models import FaceTemplate
@@ -48,7 +49,7 @@ def test_one_face_without_enrolment(analyzer, photo_file):
     assert result["objects"] == []
     assert result["events"] == ["AUTHORIZED"]
     assert result["timings_ms"]["total"] > 0
-    assert result["models"]["pack"].startswith("default@")
+    assert result["models"]["pack"].startswith(f"{settings.MODEL_PACK}@")
 
 
 def test_the_same_person_matches_her_reference_photo(analyzer, photo_file):
