@@ -238,8 +238,9 @@ def quantize_venv_python() -> Path:
 
 def quantize_int8(ir: Path, *, progress: Any = print) -> None:
     """Replace the FP32 IR at ``ir`` (and its .bin) with an INT8 one (NNCF post-training quantisation, calibrated on
-    the evaluation photos), in the quantisation venv. The opt-in default-int8 pack: 12.5 ms an inference instead of
-    20.6 ms on one core, with lower phone scores (bench/results/int8.json, the pack's caveats)."""
+    the evaluation photos), in the quantisation venv. The default-int8 pack: 12.5 ms an inference instead of 20.6 ms
+    on one core, with phone scores lower near the threshold, which its f32 recheck decides (bench/results/int8.json,
+    the pack's choice and caveats)."""
     from django.conf import settings  # read lazily, as packs.model_dir does
 
     python = quantize_venv_python()
