@@ -138,7 +138,11 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 return
             student.connected = True
             interval = [ready["frame_interval_ms"] / 1000.0]
-            respread: list[float | None] = [None]
+            # PACE moves the next frame to a random point of the new interval from now, in place of the one already
+            # scheduled (as the exam page does): sent at its old time as well, the room's frames came in a burst of
+            # about half again its rate for two seconds after every change of pace, and frames were shed.
+            respread_at: list[float] = [0.0]
+            pace_moved = asyncio.Event()
             pending: list[float] = []
             sent_at: dict[int, float] = {}
             acked = asyncio.Event()
@@ -156,10 +160,13 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                     if name == "OVERLOADED":
                         student.shed_times.append(now)
                     if name == "PACE":
-                        # As the protocol asks (and the exam page does): the new interval, from a random point.
+                        # As the protocol asks (and the exam page does): the new interval, from a random point; a
+                        # frame awaiting its FRAME_ACK keeps its rhythm at the new interval.
                         interval[0] = event["frame_interval_ms"] / 1000.0
-                        respread[0] = random.random() * interval[0]
                         student.intervals.append(event["frame_interval_ms"])
+                        if not pending:
+                            respread_at[0] = now + random.random() * interval[0]
+                            pace_moved.set()
                     if name in RESULT_EVENTS and "seq" in event and event["seq"] in sent_at:
                         started = sent_at.pop(event["seq"])
                         if name == "ATTENTION_UPDATE":
@@ -179,6 +186,7 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
             next_at = time.perf_counter()
             while time.perf_counter() < stop_at:
                 acked.clear()
+                pace_moved.clear()  # a PACE heard from here until the ACK keeps the rhythm (`pending`)
                 kind = behaviour(student, time.perf_counter() - t0)
                 pending.append(time.perf_counter())
                 await ws.send(frames[kind][k % VARIANTS])
@@ -186,9 +194,13 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 k += 1
                 await asyncio.wait_for(acked.wait(), timeout=60)
                 next_at += interval[0]
-                if respread[0] is not None:
-                    next_at, respread[0] = time.perf_counter() + respread[0], None
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                while (delay := next_at - time.perf_counter()) > 0:
+                    try:
+                        await asyncio.wait_for(pace_moved.wait(), timeout=delay)
+                    except TimeoutError:
+                        break
+                    pace_moved.clear()
+                    next_at = respread_at[0]
             await asyncio.sleep(3.0)  # answers for the last frames
             student.unanswered += len(sent_at)
             student.result_times.append(stop_at)

@@ -40,14 +40,6 @@ SERVICE_WINDOW = 256
 # A paced room goes back to the exam's own interval when demand is at most this share of what the workers take at
 # TARGET_UTILISATION (and nothing waits): below 1.0, so that a room near capacity is not paced and released in turn.
 RELEASE_BELOW = 0.9
-# A room whose demand at the exam's own interval is at most this share of the workers' measured capacity is served
-# at that interval unless its frames actually wait: paced only while they do, and released again once they have not
-# for a while (the probe). TARGET_UTILISATION sizes a pace; it is not a reason to keep one. Paced and released at
-# TARGET_UTILISATION x RELEASE_BELOW alone, 150 students on a box that serves them within every target at 2 s (p95
-# 274 ms, 99.8% answered: s24_int8_unpaced in bench/results/capacity.json) stayed at 2.5 s for the whole exam after
-# the few frames its connect burst shed (s24_int8_recheck: 79% of their frames sent). Not 0.95: released at 92-94% of
-# a capacity measured while paced, that room shed 40-60 frames each time before it was paced again (s24_probe_095).
-RELEASE_AT_CAPACITY = 0.9
 # Thumbnails for the instructor's live monitor: small enough for the channel layer and a grid of tiles.
 THUMBNAIL_WIDTH = 160
 THUMBNAIL_MAX_BYTES = 20_000
@@ -487,9 +479,9 @@ class InferencePool(abc.ABC):
     PACE_DOWN_HOLD_S = 30.0
     EASED_RECENTLY_S = 120.0
     CONGESTED_FOR_S = 2.0
-    # A release under RELEASE_AT_CAPACITY that frames waiting undo within PROBE_FAILED_S doubles the calm the next
-    # one waits for (from PACE_HOLD_S up to PROBE_MAX_HOLD_S): a room the estimate flatters is told a new interval a
-    # handful of times an exam, not every 20 s.
+    # A release of a room near capacity (the probe) that frames waiting undo within PROBE_FAILED_S doubles the calm
+    # the next one waits for (from PACE_HOLD_S up to PROBE_MAX_HOLD_S): a room the estimate flatters is told a new
+    # interval a handful of times an exam, not every 20 s.
     PROBE_FAILED_S = 60.0
     PROBE_MAX_HOLD_S = 480.0
 
@@ -513,7 +505,7 @@ class InferencePool(abc.ABC):
         self._sheds: collections.deque[float] = collections.deque()
         self._logged_at = time.monotonic()
         self._congested_since: float | None = None
-        self._calm_since = time.monotonic()  # nothing waited nor was shed since (see RELEASE_AT_CAPACITY)
+        self._calm_since = time.monotonic()  # nothing waited nor was shed since (the probe)
         self._probed_at = float("-inf")  # the last release of a room near capacity
         self._probed_from = 1.0  # and the pace it left
         self._probe_hold_s = self.PACE_HOLD_S
@@ -660,8 +652,15 @@ class InferencePool(abc.ABC):
                 self._calm_since = now
                 if self._congested_since is None:
                     self._congested_since = now
-            # The workers can take the room at the exam's own interval, by their measured capacity.
-            covered = self.demand_fps() <= capacity * RELEASE_AT_CAPACITY
+            # The workers can take the room at the exam's own interval within TARGET_UTILISATION, by their measured
+            # capacity: such a room is served at that interval unless its frames actually wait, paced only while
+            # they do and released once they have not for a while (the probe below). Before the probe a room paced
+            # once was released only under 0.9 of that (RELEASE_BELOW), and 150 students on a box that serves them
+            # at 2 s (p95 274 ms, 99.8% answered: s24_int8_unpaced in bench/results/capacity.json) stayed at 2.5 s
+            # for the whole exam after the frames its connect burst shed (s24_int8_recheck: 79% of frames sent).
+            # Not higher: released at 89-94% of a capacity measured while paced, that room shed 15-60 frames each
+            # time before it was paced again, and a student once waited 6.8 s (s24_probe_095, s24_probe_090).
+            covered = wanted <= 1.0
             failed_probe = self._pace_factor == 1.0 and now - self._probed_at < self.PROBE_FAILED_S
             # A pace set while the capacity was provisional (read from the room's first frames, which cost nearly
             # twice its running ones) is corrected as soon as the running frames are measured, without the hold:
@@ -679,11 +678,10 @@ class InferencePool(abc.ABC):
             )
             if correcting:
                 # The provisional pace undone: the pace the measured capacity asks of a room at the exam's own
-                # interval, and none where the workers can take that room (RELEASE_AT_CAPACITY) or a factor under
-                # 1.1 would pace it (a factor of 1.05 is a 2.5 s interval, a fifth of the frames: 125 students here
-                # stayed at 2.5 s for the whole step, where at 2 s the box served them with p95 367 ms and 99.6%
-                # answered).
-                self._pace_factor = wanted if wanted > 1.1 and not covered else 1.0
+                # interval, and none below 1.1, where a room at that interval would not have been paced at all (a
+                # factor of 1.05 is a 2.5 s interval, a fifth of the frames: 125 students here stayed at 2.5 s for
+                # the whole step, where at 2 s the box served them with p95 367 ms and 99.6% answered).
+                self._pace_factor = wanted if wanted > 1.1 else 1.0
                 self._paced_at = now
                 self._paced_provisionally = False
             elif (
