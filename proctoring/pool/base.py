@@ -498,6 +498,7 @@ class InferencePool(abc.ABC):
         self._starting_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self._starting_cpu_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self.worker_cpu_s = 0.0  # all the workers' CPU time so far, from their results
+        self.frames_done = 0  # frames the workers have analysed so far
         self._pace_factor = 1.0
         self._paced_at = 0.0
         self._eased_at = float("-inf")
@@ -567,6 +568,8 @@ class InferencePool(abc.ABC):
         # session23_epyc_slow). They are the cost of starting, not of the room: a window of their own, which stands
         # in only until the room's frames have been measured (`provisional`).
         starting = job is not None and bool(job.objects) and job.objects_memory is None
+        if result.status == OK:
+            self.frames_done += 1
         if result.status == OK and result.worker_ms is not None:
             wall, cpu = (
                 (self._starting_times, self._starting_cpu_times) if starting else (self._service_times, self._cpu_times)

@@ -297,7 +297,8 @@ def test_the_load_besides_the_workers_is_the_machines_busy_time_less_theirs(monk
     assert load.update(0.0, workers_cpu_s=50.0) is None  # one sample is no window
     assert load.update(1.0, workers_cpu_s=51.0) is None  # nor is one second
     # 3 s of busy cores in 2 s, 2 s of them the workers': the server, the database and the rest kept 0.5 busy.
-    assert load.update(2.0, workers_cpu_s=52.0) == pytest.approx(0.5)
+    assert load.update(2.0, workers_cpu_s=52.0, frames=100) == pytest.approx(0.5)
+    assert load.frames_per_s == pytest.approx(50.0)  # 100 frames in the 2 s
     assert load.update(2.5, workers_cpu_s=52.0) == pytest.approx(0.5)  # sampled at most once a second
 
 
@@ -309,9 +310,9 @@ def test_the_local_capacity_counts_the_workers_cpu_time_and_the_cores_left_to_th
         pool._observe(AnalysisResult(job_id="j", status=OK, worker_ms=25.0, worker_cpu_ms=16.0))
 
     class Busy:
-        cores, other = 2, None
+        cores, other, frames_per_s = 2, None, None
 
-        def update(self, now, workers_cpu_s):
+        def update(self, now, workers_cpu_s, frames=0):
             return self.other
 
     pool._other_load = busy = Busy()
@@ -322,6 +323,12 @@ def test_the_local_capacity_counts_the_workers_cpu_time_and_the_cores_left_to_th
     assert pool.capacity_fps() == pytest.approx(2 / 0.016)
     busy.other = 1.9  # the rest of the box takes nearly everything: still half a core
     assert pool.capacity_fps() == pytest.approx(0.5 / 0.016)
+    # The rest works for the frames too: 0.4 cores at 50 frames/s is 8 ms a frame, so the cores fill at
+    # 2 / (16 + 8) ms = 83 frames/s, not at the 100 that 1.6 free cores give at today's rate.
+    busy.other, busy.frames_per_s = 0.4, 50.0
+    assert pool.capacity_fps() == pytest.approx(2 / 0.024)
+    busy.frames_per_s = 100.0  # at saturation both figures agree
+    assert pool.capacity_fps() == pytest.approx(1.6 / 0.016)
     pool._executor = None
 
 
