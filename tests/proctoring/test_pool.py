@@ -151,7 +151,7 @@ class Backend:
 
 def start_backend(name: str, analyzer: str | None, *, timeout_s: float = 60.0) -> Backend:
     if name == "local":
-        pool = LocalPool(workers=1, threads=1, pack="default", timeout_s=timeout_s, analyzer_path=analyzer,
+        pool = LocalPool(workers=1, threads=1, pack=settings.MODEL_PACK, timeout_s=timeout_s, analyzer_path=analyzer,
                          nice=settings.INFERENCE_NICE)  # fmt: skip
         pool.start()
         return Backend(name, pool)

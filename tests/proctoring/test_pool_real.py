@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from django.conf import settings
 
 from proctoring.pool.base import OK
 from proctoring.vision.types import EnrolledFace
@@ -88,4 +89,4 @@ async def test_real_models_recognise_the_enrolled_student_and_not_someone_else(r
     assert abs(same.observation["pose"]["yaw"]) < 5  # relative to her own neutral pose
     assert other.observation["identity"]["match"] is False
     assert len(nobody.observation["faces"]) == 0
-    assert same.observation["models"]["pack"].startswith("default@")
+    assert same.observation["models"]["pack"].startswith(f"{settings.MODEL_PACK}@")  # the deployment's pack
