@@ -164,3 +164,33 @@ def test_importing_the_engine_loads_no_inference_runtime():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# --- Faces re-used on an unchanged frame (the skip rule's guards) --------------------------------------------------
+
+
+def test_a_remembered_face_counts_as_moved_past_eight_percent_of_its_width_or_without_keypoints():
+    from proctoring.vision.pipeline import moved_within
+    from proctoring.vision.types import Face
+
+    points = ((40.0, 40.0), (60.0, 40.0), (50.0, 50.0), (42.0, 60.0), (58.0, 60.0))
+    face = Face(box=(0.0, 0.0, 100.0, 100.0), score=0.9, keypoints=points)
+    assert not moved_within(face, points)
+    assert not moved_within(face, tuple((x + 7.9, y) for x, y in points))  # 7.9% of 100 px
+    assert moved_within(face, tuple((x, y + 8.1) for x, y in points))
+    assert moved_within(face, None)  # Face Mesh found nothing in the remembered box
+    assert moved_within(face, points[:4])  # not comparable: measure again
+    assert moved_within(Face(box=face.box, score=0.9), points)
+
+
+def test_faces_too_small_to_place_face_mesh_by_an_old_box_are_detected_again(analyzer, photo, evalset):
+    frame = evalset.webcam_frame(photo("zidane"))  # two faces, the larger about 80 px wide
+    measured = analyzer.analyze(frame, objects=frozenset())
+    assert len(measured.faces) == 2 and max(f.box[2] - f.box[0] for f in measured.faces) < 90
+    again = analyzer.analyze(frame, objects=frozenset(), faces=measured.faces)
+    assert "detect" in again.timings_ms and len(again.faces) == 2
+    # A face wide enough, unmoved, is taken as remembered.
+    student = evalset.webcam_frame(photo("astronaut"))
+    first = analyzer.analyze(student, objects=frozenset())
+    kept = analyzer.analyze(student, objects=frozenset(), faces=first.faces)
+    assert "detect" not in kept.timings_ms and kept.faces[0].box == first.faces[0].box
