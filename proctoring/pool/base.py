@@ -369,10 +369,7 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     reuse_identity = reused is not None and job.identity and job.enrolled is not None and reused.identity is not None
     known_faces = None
     if reused is not None and reused.faces is not None:
-        known_faces = tuple(
-            Face(box=tuple(f["box"]), score=f["score"], keypoints=tuple(tuple(k) for k in f.get("keypoints", ())))
-            for f in reused.faces
-        )
+        known_faces = tuple(Face.from_dict(f) for f in reused.faces)
     try:
         obs = _analyzer.analyze(
             image,

@@ -19,6 +19,12 @@ class Face:
     score: float
     keypoints: tuple[tuple[float, float], ...] = ()
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Face:
+        """A face as Observation.to_dict() writes it."""
+        return cls(box=tuple(data["box"]), score=data["score"],
+                   keypoints=tuple(tuple(k) for k in data.get("keypoints", ())))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -96,10 +102,7 @@ class Observation:
         return cls(
             width=data["width"],
             height=data["height"],
-            faces=tuple(
-                Face(box=tuple(f["box"]), score=f["score"], keypoints=tuple(tuple(k) for k in f.get("keypoints", ())))
-                for f in data.get("faces", ())
-            ),
+            faces=tuple(Face.from_dict(f) for f in data.get("faces", ())),
             identity=opt(Identity, data.get("identity")),
             pose=opt(Pose, data.get("pose")),
             gaze=opt(Gaze, data.get("gaze")),

@@ -101,30 +101,22 @@ def phase_zero(monkeypatch):
         memory, **{**kw, "phase": 0}))  # fmt: skip
 
 
-async def test_a_phone_flag_says_which_frame_the_detector_measured_and_why(alice, phase_zero):
+@pytest.mark.parametrize("scene,event,faces", [("phone", "PHONE_DETECTED", 1), ("two_faces", "MULTIPLE_FACES", 2)])
+async def test_a_flag_on_frames_that_reused_the_detectors_says_which_frame_they_measured_and_why(
+    alice, phase_zero, scene, event, faces
+):
     attempt = await db(sitting)(alice, k=3, n=5)
     socket, _ = await join(alice, attempt.pk)
-    events = [e for _ in range(3) for e in await show(socket, "phone")]
+    events = [e for _ in range(3) for e in await show(socket, scene)]
     await socket.disconnect()
-    assert "PHONE_DETECTED" in [e["event"] for e in events]
-    flag = await db(Flag.objects.get)(session__attempt=attempt, kind="phone_detected")
-    assert flag.started_seq == 3 and flag.details["objects_measured_on_seq"] == 1
-    assert "re-used from frame 1" in flag.details["skip_rule"]
-    assert await stored_reuse(attempt) == [None, 1, 1]
-
-
-async def test_a_face_flag_on_frames_that_reused_the_detectors_says_which_frame_they_measured(alice, phase_zero):
-    attempt = await db(sitting)(alice, k=3, n=5)
-    socket, _ = await join(alice, attempt.pk)
-    events = [e for _ in range(3) for e in await show(socket, "two_faces")]
-    await socket.disconnect()
-    assert "MULTIPLE_FACES" in [e["event"] for e in events]
-    flag = await db(Flag.objects.get)(session__attempt=attempt, kind="multiple_faces")
+    assert event in [e["event"] for e in events]
+    flag = await db(Flag.objects.get)(session__attempt=attempt, kind=event.lower())
     assert flag.started_seq == 3 and flag.details["objects_measured_on_seq"] == 1
     assert "face and phone detectors' results were re-used from frame 1" in flag.details["skip_rule"]
+    assert await stored_reuse(attempt) == [None, 1, 1]
     # The workers were handed the faces measured on frame 1, and took them as they were.
     memories = [job.objects_memory for job in get_pool().jobs]
-    assert [len(m.faces) for m in memories[1:]] == [2, 2]
+    assert [len(m.faces) for m in memories[1:]] == [faces, faces]
 
 
 async def stored_identity_reuse(attempt) -> list[tuple[int | None, float | None]]:
