@@ -214,6 +214,9 @@ class AnalysisResult:
     # The same for the identity check: the frame whose matching identity this one re-used (None: it was measured
     # here, or not checked).
     identity_from_seq: int | None = None
+    # The same for the faces: the frame whose faces this one re-used (None: the face detector ran on this frame,
+    # as it does where the re-used face was too small or had moved, proctoring.vision.pipeline).
+    faces_from_seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -395,6 +398,8 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
     reuse_identity = reuse_identity and bool(obs.faces) and obs.identity_error is None
     if reuse_identity and reused is not None and reused.identity is not None:
         obs = replace(obs, identity=Identity(**reused.identity))
+    # The analyzer detects the faces again where a remembered one was too small or had moved.
+    faces_reused = known_faces is not None and "detect" not in obs.timings_ms
     thumbnail = make_thumbnail(image) if job.want_thumbnail else None
     return result(
         OK,
@@ -405,6 +410,7 @@ def analyze_job(job: FrameJob | dict[str, Any]) -> dict[str, Any]:
         objects_from_seq=reused.seq if reused is not None else None,
         change=round(moved, 2) if moved is not None else None,
         identity_from_seq=reused.seq if reuse_identity and reused is not None else None,
+        faces_from_seq=reused.seq if faces_reused and reused is not None else None,
     )
 
 

@@ -317,7 +317,9 @@ def session_record_result(
                 flag_close(session=session, closed=closed)
             for opened in decision.opens:
                 if opened.kind in (rules.PHONE_DETECTED, rules.FACE_NOT_FOUND, rules.MULTIPLE_FACES):
-                    opened = dataclasses.replace(opened, details={**opened.details, **_object_evidence(seq, result)})
+                    faces = opened.kind != rules.PHONE_DETECTED
+                    evidence = _object_evidence(seq, result, faces=faces)
+                    opened = dataclasses.replace(opened, details={**opened.details, **evidence})
                 elif opened.kind == rules.IDENTITY_MISMATCH:
                     opened = dataclasses.replace(
                         opened, details={**opened.details, **_identity_evidence(session, seq, settings)}
@@ -381,16 +383,20 @@ def _identity_evidence(session: ProctoringSession, seq: int, settings: rules.Rul
     return {"window_matches_reused": reused}
 
 
-def _object_evidence(seq: int, result: AnalysisResult) -> dict[str, Any]:
-    """How the face and phone detectors' answers for this frame were obtained, for the evidence of the flags they
-    raise (the skip rule re-uses both on an unchanged frame)."""
-    if result.objects_from_seq is None:
+def _object_evidence(seq: int, result: AnalysisResult, *, faces: bool) -> dict[str, Any]:
+    """How the answer a flag rests on was obtained for this frame, for its evidence (the skip rule): the phone
+    detector's for a phone flag, the face detector's for a face flag (`faces`). An unchanged frame re-uses both, but
+    the face detector runs again where the re-used face was too small or had moved."""
+    from_seq = result.faces_from_seq if faces else result.objects_from_seq
+    if from_seq is None:
         return {"objects_measured_on_seq": seq}
+    both = result.faces_from_seq is not None and result.objects_from_seq is not None
+    what = "The face and phone detectors' results were" if both else "The phone detector's result was"
     return {
-        "objects_measured_on_seq": result.objects_from_seq,
+        "objects_measured_on_seq": from_seq,
         "skip_rule": (
-            f"The face and phone detectors' results were re-used from frame {result.objects_from_seq}: this frame "
-            f"differed from it by {result.change} grey levels at most, under the {CHANGE_THRESHOLD} that re-runs them."
+            f"{what} re-used from frame {from_seq}: this frame differed from it by {result.change} grey levels at "
+            f"most, under the {CHANGE_THRESHOLD} that re-runs {'them' if both else 'it'}."
         ),
     }
 

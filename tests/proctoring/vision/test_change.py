@@ -128,6 +128,15 @@ def test_an_unchanged_frame_reuses_the_faces_found_but_measures_pose_and_gaze_ag
             assert again["observation"][key][axis] == pytest.approx(value, abs=3.0), (key, axis)
 
 
+def test_a_frame_whose_faces_were_detected_again_says_so_while_it_reuses_the_phone_result(real_worker, evalset, photo):
+    measured = run(webcam(evalset, photo("zidane"), seed=0), None, seq=1)  # faces about 80 px wide: too small
+    again = run(webcam(evalset, photo("zidane"), seed=1), remember(measured, seq=1, reuses=2), seq=2)
+    assert again["objects_from_seq"] == 1 and again["faces_from_seq"] is None and "detect" in again["timings"]
+    student = run(webcam(evalset, photo("astronaut"), seed=0), None, seq=1)
+    kept = run(webcam(evalset, photo("astronaut"), seed=1), remember(student, seq=1, reuses=2), seq=2)
+    assert kept["objects_from_seq"] == 1 and kept["faces_from_seq"] == 1
+
+
 @pytest.mark.parametrize("scene,faces", [("zidane", 2), ("coffee", 0), ("grace_hopper", 1)])
 def test_a_second_person_an_empty_chair_or_someone_else_reruns_the_face_detector(
     real_worker, evalset, photo, scene, faces
