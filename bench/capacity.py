@@ -138,9 +138,10 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 return
             student.connected = True
             interval = [ready["frame_interval_ms"] / 1000.0]
-            # PACE moves the next frame to a random point of the new interval from now, in place of the one already
-            # scheduled (as the exam page does): sent at its old time as well, the room's frames came in a burst of
-            # about half again its rate for two seconds after every change of pace, and frames were shed.
+            # PACE moves the next frame, in place of the one already scheduled (as the exam page does): sent at its
+            # old time as well, the room's frames came in a burst of about half again its rate for two seconds after
+            # every change of pace, and frames were shed.
+            next_at = [0.0]  # when the next frame goes
             respread_at: list[float] = [0.0]
             pace_moved = asyncio.Event()
             pending: list[float] = []
@@ -160,12 +161,12 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                     if name == "OVERLOADED":
                         student.shed_times.append(now)
                     if name == "PACE":
-                        # As the protocol asks (and the exam page does): the new interval, from a random point; a
-                        # frame awaiting its FRAME_ACK keeps its rhythm at the new interval.
-                        interval[0] = event["frame_interval_ms"] / 1000.0
+                        # As the protocol asks (and the exam page does): the wait for the next frame stretched by
+                        # the ratio of the intervals; a frame awaiting its FRAME_ACK keeps its rhythm at the new one.
+                        previous, interval[0] = interval[0], event["frame_interval_ms"] / 1000.0
                         student.intervals.append(event["frame_interval_ms"])
                         if not pending:
-                            respread_at[0] = now + random.random() * interval[0]
+                            respread_at[0] = now + max(0.0, next_at[0] - now) * interval[0] / previous
                             pace_moved.set()
                     if name in RESULT_EVENTS and "seq" in event and event["seq"] in sent_at:
                         started = sent_at.pop(event["seq"])
@@ -182,9 +183,17 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
             student.result_times.append(time.perf_counter())  # gaps count from the connect
             # As the protocol asks (and the exam page does): the first frame at a random point of READY's
             # start_within_ms.
-            await asyncio.sleep(random.random() * ready.get("start_within_ms", 0) / 1000.0)
-            next_at = time.perf_counter()
-            while time.perf_counter() < stop_at:
+            next_at[0] = time.perf_counter() + random.random() * ready.get("start_within_ms", 0) / 1000.0
+            while True:
+                while (delay := next_at[0] - time.perf_counter()) > 0:
+                    try:
+                        await asyncio.wait_for(pace_moved.wait(), timeout=delay)
+                    except TimeoutError:
+                        break
+                    pace_moved.clear()
+                    next_at[0] = respread_at[0]
+                if time.perf_counter() >= stop_at:
+                    break
                 acked.clear()
                 pace_moved.clear()  # a PACE heard from here until the ACK keeps the rhythm (`pending`)
                 kind = behaviour(student, time.perf_counter() - t0)
@@ -193,14 +202,7 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 student.sent += 1
                 k += 1
                 await asyncio.wait_for(acked.wait(), timeout=60)
-                next_at += interval[0]
-                while (delay := next_at - time.perf_counter()) > 0:
-                    try:
-                        await asyncio.wait_for(pace_moved.wait(), timeout=delay)
-                    except TimeoutError:
-                        break
-                    pace_moved.clear()
-                    next_at = respread_at[0]
+                next_at[0] += interval[0]
             await asyncio.sleep(3.0)  # answers for the last frames
             student.unanswered += len(sent_at)
             student.result_times.append(stop_at)

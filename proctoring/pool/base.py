@@ -482,6 +482,12 @@ class InferencePool(abc.ABC):
     PACE_DOWN_HOLD_S = 30.0
     EASED_RECENTLY_S = 120.0
     CONGESTED_FOR_S = 2.0
+    # A join paces at once only past this share of the capacity estimate. The estimate spreads by about 10% while a
+    # room runs (116-139 frames/s over ten minutes of 200 students, s25_zen5_soak_200_10min in
+    # bench/results/capacity.json), and reads lowest while the room is still connecting: there the last joiners
+    # of 200 students met 98 frames/s against their 100 and paced the room, which its frames never asked for, for
+    # 70 s (3% of the ten minutes' frames).
+    JOIN_PAST_CAPACITY = 1.1
     # A release of a room near capacity (the probe) that frames waiting undo within PROBE_FAILED_S doubles the calm
     # the next one waits for (from PACE_HOLD_S up to PROBE_MAX_HOLD_S): a room the estimate flatters is told a new
     # interval a handful of times an exam, not every 20 s.
@@ -675,12 +681,13 @@ class InferencePool(abc.ABC):
             provisional = self.provisional
             correcting = self._paced_provisionally and not provisional
             settled = now - self._paced_at >= self.PACE_HOLD_S
-            # A student joining a room that already asks more than the workers can give at all (not just more than
-            # the comfortable 80%) slows the room at once: waiting for frames to pile up first costs seconds of
-            # shedding when a whole room connects at twice the capacity.
+            # A student joining a room that already asks clearly more than the workers can give at all (not just
+            # more than the comfortable 80%) slows the room at once: waiting for frames to pile up first costs
+            # seconds of shedding when a whole room connects at twice the capacity. Clearly: past the estimate's
+            # own spread (see JOIN_PAST_CAPACITY).
             congested_for = now - self._congested_since if self._congested_since is not None else 0.0
             overloaded = (congested and congested_for >= self.CONGESTED_FOR_S) or (
-                joining and self.demand_fps() > capacity
+                joining and self.demand_fps() > capacity * self.JOIN_PAST_CAPACITY
             )
             if correcting:
                 # The provisional pace undone: the pace the measured capacity asks of a room at the exam's own

@@ -304,3 +304,40 @@ def test_in_a_paced_room_the_first_frame_waits_its_turn_and_the_student_is_told_
     settle(page, lambda: len(server.frames()) == 2)
     assert errors == []
     context.close()
+
+
+def test_pace_stretches_the_wait_for_the_next_frame_by_the_ratio_of_the_intervals(alices_attempt, browser):
+    """docs/protocol.md, flow control: the room stays as evenly spread as it was, and the next frame goes within one
+    new interval of the previous one. The rule before (a random point of the new interval) fails both checks below
+    with Math.random fixed at 0.1: 0.3 s after the slower PACE and 0.1 s after the faster one."""
+    context, page, server, errors = open_exam_page(browser, alices_attempt)
+    settle(page, lambda: server.connections)
+    page.wait_for_selector('#proctor-camera[data-state="on"]')
+    page.evaluate("Math.random = () => 0.1")
+    server.send({"event": "READY", "session_id": 7, "resumed": False, "frame_interval_ms": 1000,
+                 "max_frame_bytes": 10**6, "start_within_ms": 0})  # fmt: skip
+    settle(page, lambda: len(server.frames()) == 1)
+    first_at = server.frames()[0][0]
+    server.send({"event": "FRAME_ACK", "seq": 1})  # the next frame is due 1 s after the first
+
+    # Half-way there the room is paced to 3 s: the half second left becomes 1.5 s.
+    page.wait_for_timeout(400)
+    paced_at = time.monotonic()
+    left = first_at + 1.0 - paced_at
+    server.send({"event": "PACE", "frame_interval_ms": 3000, "reason": "busy", "message": "Checks are slower."})
+    settle(page, lambda: len(server.frames()) == 2)
+    second_at = server.frames()[1][0]
+    assert abs((second_at - paced_at) - 3 * left) < 0.3, (second_at - paced_at, left)
+    assert second_at - first_at <= 3.0 + 0.2  # within one new interval of the previous frame
+
+    # Load falls while the next frame is 3 s away: 2.4 s left become 0.8 s.
+    server.send({"event": "FRAME_ACK", "seq": 2})
+    page.wait_for_timeout(600)
+    eased_at = time.monotonic()
+    left = second_at + 3.0 - eased_at
+    server.send({"event": "PACE", "frame_interval_ms": 1000, "reason": "normal", "message": "Back to usual."})
+    settle(page, lambda: len(server.frames()) == 3)
+    third_at = server.frames()[2][0]
+    assert abs((third_at - eased_at) - left / 3) < 0.3, (third_at - eased_at, left)
+    assert errors == []
+    context.close()
