@@ -142,6 +142,7 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
             # old time as well, the room's frames came in a burst of about half again its rate for two seconds after
             # every change of pace, and frames were shed.
             next_at = [0.0]  # when the next frame goes
+            last_sent = [0.0]  # when the previous one went
             respread_at: list[float] = [0.0]
             pace_moved = asyncio.Event()
             pending: list[float] = []
@@ -161,12 +162,13 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                     if name == "OVERLOADED":
                         student.shed_times.append(now)
                     if name == "PACE":
-                        # As the protocol asks (and the exam page does): the wait for the next frame stretched by
-                        # the ratio of the intervals; a frame awaiting its FRAME_ACK keeps its rhythm at the new one.
-                        previous, interval[0] = interval[0], event["frame_interval_ms"] / 1000.0
+                        # As the protocol asks (and the exam page does): the next frame at a random point up to one
+                        # new interval after the previous one; a frame awaiting its FRAME_ACK keeps its rhythm at
+                        # the new interval.
+                        interval[0] = event["frame_interval_ms"] / 1000.0
                         student.intervals.append(event["frame_interval_ms"])
                         if not pending:
-                            respread_at[0] = now + max(0.0, next_at[0] - now) * interval[0] / previous
+                            respread_at[0] = now + random.random() * max(0.0, last_sent[0] + interval[0] - now)
                             pace_moved.set()
                     if name in RESULT_EVENTS and "seq" in event and event["seq"] in sent_at:
                         started = sent_at.pop(event["seq"])
@@ -197,7 +199,8 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 acked.clear()
                 pace_moved.clear()  # a PACE heard from here until the ACK keeps the rhythm (`pending`)
                 kind = behaviour(student, time.perf_counter() - t0)
-                pending.append(time.perf_counter())
+                last_sent[0] = time.perf_counter()
+                pending.append(last_sent[0])
                 await ws.send(frames[kind][k % VARIANTS])
                 student.sent += 1
                 k += 1

@@ -625,7 +625,7 @@ class InferencePool(abc.ABC):
             "demand_fps": round(self.demand_fps(), 1),
             "capacity_fps": round(capacity, 1) if capacity else None,
             "service_ms": round(self._service_s * 1000, 1) if self._service_s else None,
-            "pace_factor": round(self._pace_factor, 2),
+            "pace_factor": round(self._pace_factor, 3),
         }
 
     def _ease_hold(self, now: float) -> float:
@@ -722,7 +722,15 @@ class InferencePool(abc.ABC):
                 # (1.07) used to stay paced for the whole exam, since 0.8 x 1.07 is below any real load. Not at
                 # 1.0: a room near capacity then flapped between paced and not (1,411 PACE events in 2 minutes at
                 # 150 students, session16 in bench/results/capacity.json).
-                self._pace_factor = max(1.0, wanted)
+                if wanted > 1.1:
+                    self._pace_factor = wanted
+                else:
+                    # Not a hair above 1.0 either: x1.004 is a 2.5 s interval (half-second steps), and it held 200
+                    # students there for 51 s while the log read "x1.00" (s25_zen5_stretch). Under 1.1 the room is
+                    # released as the correction above releases it, and as the probe does: frames waiting within
+                    # PROBE_FAILED_S send it back and double the next calm wait.
+                    self._probed_at, self._probed_from = now, self._pace_factor
+                    self._pace_factor = 1.0
                 self._paced_at = now
             elif (
                 self._pace_factor > 1.0
@@ -745,7 +753,7 @@ class InferencePool(abc.ABC):
                 self._paced_at = now
         self._pace_factor = min(self._pace_factor, self.MAX_PACE_FACTOR)
         if self._pace_factor != factor_before:
-            log.info("inference pool %s: pace x%.2f (was x%.2f): %s", self.name, self._pace_factor, factor_before,
+            log.info("inference pool %s: pace x%.3f (was x%.3f): %s", self.name, self._pace_factor, factor_before,
                      self.stats())  # fmt: skip
         if now - self._logged_at >= 30.0:
             self._logged_at = now

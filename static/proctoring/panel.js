@@ -70,7 +70,6 @@ let maxFrameBytes = 2000000;
 let awaitingAck = false;
 let lastSentAt = 0;
 let sendTimer = null;
-let nextFrameAt = 0; // performance.now() the next frame is planned for
 let ackTimer = null;
 let reconnectTimer = null;
 let attempt = 0;
@@ -281,20 +280,18 @@ function onMessage(message) {
       break;
     case "PONG":
       break;
-    case "PACE": {
+    case "PACE":
       // Push-back under load (docs/protocol.md): send frames at the interval the server can keep up with, until it
       // says the usual pace is back. Calm, and nothing for the student to do.
-      const previousMs = intervalMs;
       intervalMs = Math.max(250, Number(data.frame_interval_ms) || intervalMs);
       root.dataset.pace = data.reason || "";
-      // Stretch the wait for the next frame by the ratio of the intervals (docs/protocol.md): the whole room hears
-      // PACE at once, and stays as evenly spread as it was, where keeping the old rhythm would bunch its frames into
-      // waves; and the next frame still goes within one new interval of the previous one.
-      if (!awaitingAck) scheduleFrame(Math.max(0, nextFrameAt - performance.now()) * (intervalMs / previousMs));
+      // Re-spread (docs/protocol.md): the whole room hears PACE within one old interval, so each client takes its
+      // next frame at a random point up to one new interval after its previous frame, instead of keeping its old
+      // rhythm, which would bunch the room's frames into waves; and never later, so no student waits longer.
+      if (!awaitingAck) scheduleFrame(Math.random() * Math.max(0, lastSentAt + intervalMs - performance.now()));
       setConnection("connected", data.reason === "busy" ? "Connected. Checks are a little slower right now." : "Connected.");
       notify(event, data.message || MESSAGES.PACE);
       break;
-    }
     case "ATTENTION_UPDATE":
       showAttention(data.score, data.label);
       break;
@@ -349,7 +346,6 @@ function showAttention(score, label) {
 //    rather than stop for good.
 function scheduleFrame(delay) {
   clearTimeout(sendTimer);
-  nextFrameAt = performance.now() + delay;
   sendTimer = setTimeout(sendFrame, delay);
 }
 

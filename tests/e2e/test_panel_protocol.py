@@ -306,38 +306,39 @@ def test_in_a_paced_room_the_first_frame_waits_its_turn_and_the_student_is_told_
     context.close()
 
 
-def test_pace_stretches_the_wait_for_the_next_frame_by_the_ratio_of_the_intervals(alices_attempt, browser):
-    """docs/protocol.md, flow control: the room stays as evenly spread as it was, and the next frame goes within one
-    new interval of the previous one. The rule before (a random point of the new interval) fails both checks below
-    with Math.random fixed at 0.1: 0.3 s after the slower PACE and 0.1 s after the faster one."""
+def test_pace_re_spreads_the_next_frame_within_one_new_interval_of_the_previous_one(alices_attempt, browser):
+    """docs/protocol.md, flow control: on PACE the next frame goes at a random point between now and one new interval
+    after the previous frame. The rule before (a random point of a whole new interval from now) fails both checks
+    below with Math.random fixed at 0.9: 3.5 s between frames paced to 3 s, and 1.4 s once back to 1 s."""
     context, page, server, errors = open_exam_page(browser, alices_attempt)
     settle(page, lambda: server.connections)
     page.wait_for_selector('#proctor-camera[data-state="on"]')
-    page.evaluate("Math.random = () => 0.1")
+    page.evaluate("Math.random = () => 0.9")
     server.send({"event": "READY", "session_id": 7, "resumed": False, "frame_interval_ms": 1000,
                  "max_frame_bytes": 10**6, "start_within_ms": 0})  # fmt: skip
     settle(page, lambda: len(server.frames()) == 1)
     first_at = server.frames()[0][0]
-    server.send({"event": "FRAME_ACK", "seq": 1})  # the next frame is due 1 s after the first
+    server.send({"event": "FRAME_ACK", "seq": 1})
 
-    # Half-way there the room is paced to 3 s: the half second left becomes 1.5 s.
-    page.wait_for_timeout(400)
+    # Paced to 3 s 0.8 s after the first frame: the next one at 0.9 of the 2.2 s left of the new interval.
+    page.wait_for_timeout(700)
     paced_at = time.monotonic()
-    left = first_at + 1.0 - paced_at
+    left = first_at + 3.0 - paced_at
     server.send({"event": "PACE", "frame_interval_ms": 3000, "reason": "busy", "message": "Checks are slower."})
     settle(page, lambda: len(server.frames()) == 2)
     second_at = server.frames()[1][0]
-    assert abs((second_at - paced_at) - 3 * left) < 0.3, (second_at - paced_at, left)
-    assert second_at - first_at <= 3.0 + 0.2  # within one new interval of the previous frame
+    assert abs((second_at - paced_at) - 0.9 * left) < 0.3, (second_at - paced_at, left)
+    assert second_at - first_at <= 3.0 + 0.15  # within one new interval of the previous frame
 
-    # Load falls while the next frame is 3 s away: 2.4 s left become 0.8 s.
+    # Back to 1 s 0.5 s after the second frame: at 0.9 of the half second left, not 0.9 s from now.
     server.send({"event": "FRAME_ACK", "seq": 2})
-    page.wait_for_timeout(600)
+    page.wait_for_timeout(400)
     eased_at = time.monotonic()
-    left = second_at + 3.0 - eased_at
+    left = second_at + 1.0 - eased_at
     server.send({"event": "PACE", "frame_interval_ms": 1000, "reason": "normal", "message": "Back to usual."})
     settle(page, lambda: len(server.frames()) == 3)
     third_at = server.frames()[2][0]
-    assert abs((third_at - eased_at) - left / 3) < 0.3, (third_at - eased_at, left)
+    assert abs((third_at - eased_at) - 0.9 * left) < 0.3, (third_at - eased_at, left)
+    assert third_at - second_at <= 1.0 + 0.15
     assert errors == []
     context.close()

@@ -180,6 +180,29 @@ def test_a_room_paced_a_little_by_its_connect_burst_returns_to_the_exams_interva
     assert pool.pace_interval_ms(2000) == 2000
 
 
+def test_easing_releases_a_room_the_workers_nearly_take_instead_of_keeping_it_a_hair_slower(monkeypatch):
+    """A factor a hair above 1.0 is still a 2.5 s interval: easing to it held 200 students at 2.5 s for 51 s
+    (s25_zen5_stretch). Under 1.1 the room is released, as a probe: frames waiting soon after send it back."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=90.0)
+    students(pool, 200)  # 100 frames/s: x1.39
+    assert pool.pace_interval_ms(2000) == 3000
+    pool.capacity, pool.frames_waiting = 124.5, False  # 100 / (124.5 x 0.8) = 1.004: under 0.8 of the pace
+    clock[0] += 10.0
+    assert pool.pace_interval_ms(2000) == 2000
+    pool.frames_waiting = True  # the release was too much: back to where it came from, at least
+    clock[0] += 5.0
+    assert pool.pace_interval_ms(2000) == 3000
+    # Eased to a factor over 1.1, the room keeps that pace.
+    pool = FixedCapacity(capacity=60.0)
+    students(pool, 200)  # x2.08
+    assert pool.pace_interval_ms(2000) == 4500
+    pool.capacity, pool.frames_waiting = 100.0, False  # x1.25, under 0.8 of the pace
+    clock[0] += 10.0
+    assert pool.pace_interval_ms(2000) == 2500
+
+
 def test_a_room_the_estimate_flatters_is_told_a_new_interval_a_handful_of_times_not_every_half_minute(monkeypatch):
     """Every release near capacity fails here (frames wait as soon as the room is at 2 s): each failure doubles the
     calm the next release waits for, so ten minutes see a dozen changes of pace, where a fixed hold gave 40."""
