@@ -3,9 +3,9 @@ pool runs it, and the result goes back to the consumer's channel name through th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from celery.signals import worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -32,6 +32,17 @@ def analyze_frame(payload: dict[str, Any]) -> None:
     result = analyze_job(payload)
     reply = payload.get("reply_channel")
     if reply:
-        async_to_sync(get_channel_layer().send)(
-            reply, {"type": "proctor.result", "job_id": result["job_id"], "result": result}
-        )
+        _reply(reply, {"type": "proctor.result", "job_id": result["job_id"], "result": result})
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _reply(channel: str, message: dict[str, Any]) -> None:
+    """Send on one event loop kept for the life of this worker process. The Redis channel layer keeps its
+    connections per event loop, and async_to_sync ran every result on a new loop in a new thread: a new connection
+    to Redis for every frame, and its teardown."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    _loop.run_until_complete(get_channel_layer().send(channel, message))
