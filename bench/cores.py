@@ -171,7 +171,7 @@ def main() -> int:
         conn.send(None)
         process.join(timeout=10)
 
-    from bench.pipeline import _cpu_name as cpu_name
+    from bench.machine import cpu_name
 
     median_ms = {k: round(statistics.median(v) * 1000, 1) for k, v in times.items()}
 

@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import evalset  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 from proctoring.vision.base import CHOSEN_PRECISION  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
@@ -130,7 +131,7 @@ def run(*, pack: str | None, frames: int, core: int) -> dict:
     result = {
         "pack": analyzer.pack_name,
         "models": analyzer.models,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "core": core,
         "threads": 1,
         "frame": "640x480 JPEG q80",
@@ -227,16 +228,6 @@ def chosen_settings(enrolled, *, pack: str | None = None, per_student: int = 30)
         "default_settings_ms": chosen,
         "mean_ratio": round(chosen["mean"] / every["mean"], 3),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def main() -> int:
