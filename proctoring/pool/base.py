@@ -482,6 +482,9 @@ class InferencePool(abc.ABC):
     PACE_DOWN_HOLD_S = 30.0
     EASED_RECENTLY_S = 120.0
     CONGESTED_FOR_S = 2.0
+    # Where the workers' speed is unknown (Celery), the rate of answers while frames are shed stands in for it, over
+    # this window.
+    SERVED_WINDOW_S = 10.0
     # A join paces at once only past this share of the capacity estimate. The estimate spreads by about 10% while a
     # room runs (116-139 frames/s over ten minutes of 200 students, s25_zen5_soak_200_10min in
     # bench/results/capacity.json), and reads lowest while the room is still connecting: there the last joiners
@@ -507,6 +510,7 @@ class InferencePool(abc.ABC):
         self._starting_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self._starting_cpu_times: collections.deque[float] = collections.deque(maxlen=SERVICE_WINDOW)
         self.worker_cpu_s = 0.0  # all the workers' CPU time so far, from their results
+        self._served: collections.deque[float] = collections.deque()  # monotonic times of the recent answers
         self.frames_done = 0  # frames the workers have analysed so far
         self._pace_factor = 1.0
         self._paced_at = 0.0
@@ -579,6 +583,10 @@ class InferencePool(abc.ABC):
         starting = job is not None and bool(job.objects) and job.objects_memory is None
         if result.status == OK:
             self.frames_done += 1
+            now = time.monotonic()
+            self._served.append(now)
+            while now - self._served[0] > self.SERVED_WINDOW_S:
+                self._served.popleft()
         if result.status == OK and result.worker_ms is not None:
             wall, cpu = (
                 (self._starting_times, self._starting_cpu_times) if starting else (self._service_times, self._cpu_times)
@@ -588,6 +596,15 @@ class InferencePool(abc.ABC):
                 cpu.append(result.worker_cpu_ms / 1000.0)
         elif result.status == EXPIRED and result.reason != "warming":
             self._sheds.append(time.monotonic())
+
+    def _served_fps(self, now: float) -> float | None:
+        """Frames the workers answered a second over the last SERVED_WINDOW_S (None before that much has passed
+        since the first answer)."""
+        while self._served and now - self._served[0] > self.SERVED_WINDOW_S:
+            self._served.popleft()
+        if not self._served or now - self._served[0] < self.SERVED_WINDOW_S / 2:
+            return None
+        return len(self._served) / self.SERVED_WINDOW_S
 
     @staticmethod
     def _mean(window: collections.deque[float]) -> float | None:
@@ -746,7 +763,13 @@ class InferencePool(abc.ABC):
                 self._paced_at = now
         else:
             if self._sheds and now - self._paced_at >= 5.0 and self._sheds[-1] > self._paced_at:
-                self._pace_factor += 0.25
+                # Frames are shed, so the workers are saturated: what they answered over the last SERVED_WINDOW_S
+                # is what they can do now. Slow the room to that at the comfortable share at once, not a quarter
+                # step every 5 s: one box of Celery workers at 300 students took 30 s of sheds to reach x2.5, and
+                # eased back into them (s25_zen5_celery_one_loop: p95 6.2 s, 263 students over 6 s without a result).
+                served = self._served_fps(now)
+                wanted = self.demand_fps() / (served * self.TARGET_UTILISATION) if served else 0.0
+                self._pace_factor = max(self._pace_factor + 0.25, wanted)
                 self._paced_at = now
             elif not self._sheds and self._pace_factor > 1.0 and now - self._paced_at >= 20.0:
                 self._pace_factor = max(1.0, self._pace_factor - 0.25)

@@ -246,6 +246,28 @@ def test_without_a_known_capacity_it_follows_the_sheds(monkeypatch):
     assert pool.pace_interval_ms(2000) == 2000
 
 
+def test_without_a_known_capacity_sheds_pace_the_room_to_what_the_workers_answered(monkeypatch):
+    """While frames are shed the workers are saturated: the answers of the last 10 s are what they can do, and the
+    room is paced to that at once (a quarter step every 5 s took a box of Celery workers 30 s of sheds to reach 2.5x).
+    """
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pool = FixedCapacity(capacity=None)
+    students(pool, 200)  # 100 frames/s at the exam's own interval
+    for i in range(900):  # 60 answers a second for 15 s; a frame shed 10 s in
+        pool._observe(AnalysisResult(job_id="j", status=OK))
+        if i == 600:
+            pool._observe(AnalysisResult(job_id="j", status=EXPIRED, reason="stale"))
+        clock[0] += 1 / 60
+    # 100 / (60 x 0.8) = 2.08: 4.5 s at once, where a quarter step gave 2.5 s.
+    assert 59.0 <= (pool._served_fps(clock[0]) or 0) <= 61.0
+    assert pool.pace_interval_ms(2000) == 4500
+    clock[0] += 25.0  # 20 s without a shed: a step back down
+    assert pool.pace_interval_ms(2000) == 4000
+    pool._observe(AnalysisResult(job_id="j", status=OK))
+    assert len(pool._served) == 1  # the window keeps 10 s of answers, no more
+
+
 # --- What the local workers can analyse ---------------------------------------------------------------------------
 
 
