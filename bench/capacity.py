@@ -141,8 +141,7 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
             # PACE moves the next frame, in place of the one already scheduled (as the exam page does): sent at its
             # old time as well, the room's frames came in a burst of about half again its rate for two seconds after
             # every change of pace, and frames were shed.
-            next_at = [0.0]  # when the next frame goes
-            last_sent = [0.0]  # when the previous one went
+            last_sent = [0.0]  # when the previous frame went
             respread_at: list[float] = [0.0]
             pace_moved = asyncio.Event()
             pending: list[float] = []
@@ -185,15 +184,15 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
             student.result_times.append(time.perf_counter())  # gaps count from the connect
             # As the protocol asks (and the exam page does): the first frame at a random point of READY's
             # start_within_ms.
-            next_at[0] = time.perf_counter() + random.random() * ready.get("start_within_ms", 0) / 1000.0
+            next_at = time.perf_counter() + random.random() * ready.get("start_within_ms", 0) / 1000.0
             while True:
-                while (delay := next_at[0] - time.perf_counter()) > 0:
+                while (delay := next_at - time.perf_counter()) > 0:
                     try:
                         await asyncio.wait_for(pace_moved.wait(), timeout=delay)
                     except TimeoutError:
                         break
                     pace_moved.clear()
-                    next_at[0] = respread_at[0]
+                    next_at = respread_at[0]
                 if time.perf_counter() >= stop_at:
                     break
                 acked.clear()
@@ -205,7 +204,7 @@ async def run_student(port: int, student: Student, frames: dict[str, list[bytes]
                 student.sent += 1
                 k += 1
                 await asyncio.wait_for(acked.wait(), timeout=60)
-                next_at[0] += interval[0]
+                next_at += interval[0]
             await asyncio.sleep(3.0)  # answers for the last frames
             student.unanswered += len(sent_at)
             student.result_times.append(stop_at)
