@@ -361,7 +361,8 @@ class LocalPool(InferencePool):
         The rest of the box works for every frame too (the server's WebSocket, JSON and SQL, PostgreSQL): read at
         the present rate alone, its cores left the workers more than they would have at a higher one, and a paced
         room eased onto that estimate shed frames (200 students eased from 3.5 to 3 s on a capacity of 94 frames/s
-        measured at 57, and shed 22 frames in 10 s: s24_final in bench/results/capacity.json). So the other load
+        measured at 57, and shed 22 frames in 10 s, in the server's log of a session-24 run on the code before; that
+        run is not in bench/results/capacity.json). So the other load
         counts per frame analysed: the capacity is the rate at which the workers' CPU and the rest's, a frame
         each, fill the cores. That is never above the plain figure, and equal to it at saturation."""
         if self._service_s is None or not self.ready:
