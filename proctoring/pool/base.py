@@ -491,6 +491,10 @@ class InferencePool(abc.ABC):
     # of 200 students met 98 frames/s against their 100 and paced the room, which its frames never asked for, for
     # 70 s (3% of the ten minutes' frames).
     JOIN_PAST_CAPACITY = 1.1
+    # A pace factor at or under this is released to the exam's own interval rather than kept: in half-second steps
+    # anything over 1.0 is at least 2.5 s at a 2 s interval, a fifth of the frames, for a room the measured capacity
+    # would barely have paced (the correction and easing below).
+    RELEASE_UNDER = 1.1
     # A release of a room near capacity (the probe) that frames waiting undo within PROBE_FAILED_S doubles the calm
     # the next one waits for (from PACE_HOLD_S up to PROBE_MAX_HOLD_S): a room the estimate flatters is told a new
     # interval a handful of times an exam, not every 20 s.
@@ -585,8 +589,7 @@ class InferencePool(abc.ABC):
             self.frames_done += 1
             now = time.monotonic()
             self._served.append(now)
-            while now - self._served[0] > self.SERVED_WINDOW_S:
-                self._served.popleft()
+            self._forget_served(now)
         if result.status == OK and result.worker_ms is not None:
             wall, cpu = (
                 (self._starting_times, self._starting_cpu_times) if starting else (self._service_times, self._cpu_times)
@@ -597,11 +600,14 @@ class InferencePool(abc.ABC):
         elif result.status == EXPIRED and result.reason != "warming":
             self._sheds.append(time.monotonic())
 
+    def _forget_served(self, now: float) -> None:
+        while self._served and now - self._served[0] > self.SERVED_WINDOW_S:
+            self._served.popleft()
+
     def _served_fps(self, now: float) -> float | None:
         """Frames the workers answered a second over the last SERVED_WINDOW_S (None before that much has passed
         since the first answer)."""
-        while self._served and now - self._served[0] > self.SERVED_WINDOW_S:
-            self._served.popleft()
+        self._forget_served(now)
         if not self._served or now - self._served[0] < self.SERVED_WINDOW_S / 2:
             return None
         return len(self._served) / self.SERVED_WINDOW_S
@@ -711,7 +717,7 @@ class InferencePool(abc.ABC):
                 # interval, and none below 1.1, where a room at that interval would not have been paced at all (a
                 # factor of 1.05 is a 2.5 s interval, a fifth of the frames: 125 students here stayed at 2.5 s for
                 # the whole step, where at 2 s the box served them with p95 367 ms and 99.6% answered).
-                self._pace_factor = wanted if wanted > 1.1 else 1.0
+                self._pace_factor = wanted if wanted > self.RELEASE_UNDER else 1.0
                 self._paced_at = now
                 self._paced_provisionally = False
             elif (
@@ -739,7 +745,7 @@ class InferencePool(abc.ABC):
                 # (1.07) used to stay paced for the whole exam, since 0.8 x 1.07 is below any real load. Not at
                 # 1.0: a room near capacity then flapped between paced and not (1,411 PACE events in 2 minutes at
                 # 150 students, session16 in bench/results/capacity.json).
-                if wanted > 1.1:
+                if wanted > self.RELEASE_UNDER:
                     self._pace_factor = wanted
                 else:
                     # Not a hair above 1.0 either: x1.004 is a 2.5 s interval (half-second steps), and it held 200
